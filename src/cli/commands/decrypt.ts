@@ -1,0 +1,34 @@
+import type { Command } from "commander";
+import { decrypt } from "../../ops/decrypt.js";
+import { addWriteOptions, printResult, requireValue, withSession, writeRequest, type WriteFlags } from "../common.js";
+import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
+import { StopController } from "../stop.js";
+
+interface DecryptFlags extends WriteFlags {
+  keys?: string;
+}
+
+export function registerDecrypt(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+  addWriteOptions(
+    program
+      .command("decrypt")
+      .description("turn encryption off: write every value back as plaintext, then revoke the keys")
+      // A separate variable from status's DBCRYPT_KEYS, as in Coder, so decryption is never accidental.
+      .option("--keys <keys>", "comma-separated keys the data is under (or @FILE, @-) (env DBCRYPT_DECRYPT_KEYS)"),
+  ).action((flags: DecryptFlags) =>
+    run(async () => {
+      const keys = parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
+      requireValue(keys.length > 0 ? keys : undefined, "no keys given", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
+      const stop = new StopController();
+      stop.install();
+      const { request, close } = writeRequest(flags, "decrypt", stop);
+      try {
+        const result = await withSession(flags, "decrypt", false, (session) => decrypt(session, { ...request, keys }));
+        return printResult(flags, result);
+      } finally {
+        close();
+        stop.uninstall();
+      }
+    }),
+  );
+}

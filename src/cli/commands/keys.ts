@@ -1,0 +1,79 @@
+import type { Command } from "commander";
+import { EncryptionKey } from "../../crypto/encryption-key.js";
+import { looksLikeKeyId } from "../../crypto/key-id.js";
+import { DbcryptError, ExitCode } from "../../errors.js";
+import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
+import { formatKeyListing } from "../../report/human.js";
+import { addGlobalOptions, note, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { confirmStep } from "../interaction.js";
+import { readKeyText } from "../key-input.js";
+
+export function registerKeys(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+  const keys = program.command("keys").description("generate, fingerprint, list, revoke keys; create the keys table");
+
+  keys
+    .command("generate")
+    .description("print a new random key (32 bytes from the OS CSPRNG, base64); its id goes to stderr")
+    .option("--json", "print {\"key\", \"id\"} as JSON")
+    .action((flags: { json?: boolean }) =>
+      run(async () => {
+        const key = EncryptionKey.generate();
+        if (flags.json) writeStdout(JSON.stringify({ key: key.exportBase64(), id: key.id }));
+        else {
+          writeStdout(key.exportBase64());
+          process.stderr.write(`key id ${key.id}\n`);
+        }
+        return ExitCode.ok;
+      }),
+    );
+
+  keys
+    .command("id")
+    .description("print the key id of a key (give the key as an argument, @FILE, or @- for stdin)")
+    .argument("<key>", "the key, base64")
+    .option("--json", "print {\"id\"} as JSON")
+    .action((keyText: string, flags: { json?: boolean }) =>
+      run(async () => {
+        const key = EncryptionKey.parse(readKeyText(keyText, "key"), "key");
+        writeStdout(flags.json ? JSON.stringify({ id: key.id }) : key.id);
+        return ExitCode.ok;
+      }),
+    );
+
+  addGlobalOptions(keys.command("list").description("show the keys table and how many values each key encrypts")).action((flags: GlobalFlags) =>
+    run(async () => {
+      const listing = await withSession(flags, "keys list", true, listKeys);
+      writeStdout(flags.json ? JSON.stringify({ version: 1, ...listing }, null, 2) : formatKeyListing(listing));
+      return ExitCode.ok;
+    }),
+  );
+
+  addGlobalOptions(keys.command("revoke").description("revoke a key that no value uses any more").argument("<id>", "key id (7 hex characters)"))
+    .option("-y, --yes", "confirm without a prompt")
+    .option("--dry-run", "check that the key could be revoked, change nothing")
+    .action((keyId: string, flags: GlobalFlags & { yes?: boolean; dryRun?: boolean }) =>
+      run(async () => {
+        if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", "keys revoke takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys list` shows the ids" });
+        const outcome = await withSession(flags, "keys revoke", false, (session) =>
+          revokeKey(session, {
+            keyId,
+            dryRun: Boolean(flags.dryRun),
+            confirm: (question) => confirmStep(question, { yes: Boolean(flags.yes), command: "keys revoke", severe: false }),
+          }),
+        );
+        const messages = { "revoked": `revoked key ${keyId}`, "already-revoked": `key ${keyId} was already revoked; nothing to do`, "dry-run": `key ${keyId} is unused and can be revoked (dry run, nothing written)` };
+        writeStdout(flags.json ? JSON.stringify({ version: 1, keyId, outcome }) : messages[outcome]);
+        return ExitCode.ok;
+      }),
+    );
+
+  addGlobalOptions(keys.command("init").description("create the keys table (Coder's definition) when it is absent")).action((flags: GlobalFlags) =>
+    run(async () => {
+      const outcome = await withSession(flags, "keys init", false, initKeysTable);
+      if (flags.json) writeStdout(JSON.stringify({ version: 1, outcome }));
+      else if (outcome === "created") writeStdout("created the keys table");
+      else note(flags, "the keys table already exists; nothing to do");
+      return ExitCode.ok;
+    }),
+  );
+}

@@ -1,0 +1,48 @@
+import { Option, type Command } from "commander";
+import { Keyring } from "../../crypto/keyring.js";
+import { looksLikeKeyId } from "../../crypto/key-id.js";
+import { DbcryptError, ExitCode } from "../../errors.js";
+import { status } from "../../ops/status.js";
+import { formatStatus } from "../../report/human.js";
+import { addGlobalOptions, DEFAULT_BATCH_SIZE, parsePositiveInteger, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
+
+interface StatusFlags extends GlobalFlags {
+  keys?: string;
+  verify?: boolean;
+  requireKey?: string;
+  requireEncrypted?: boolean;
+  batchSize: number;
+}
+
+export function registerStatus(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+  addGlobalOptions(
+    program
+      .command("status")
+      .description("census of encrypted columns and keys; exits 3 on any problem (a CI gate). Never writes")
+      .option("--keys <keys>", "comma-separated keys to check the data and canaries against (or @FILE, @-) (env DBCRYPT_KEYS)")
+      .option("--verify", "decrypt every value with --keys and report rows that fail, by primary key")
+      .option("--require-key <id>", "also fail unless every value is under this key id")
+      .option("--require-encrypted", "also fail if any value that should be encrypted is plaintext")
+      .addOption(new Option("--batch-size <rows>", "rows per read with --verify").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger)),
+  ).action((flags: StatusFlags) =>
+    run(async () => {
+      const keys = parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys");
+      if (flags.verify && keys.length === 0) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
+      if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {
+        throw new DbcryptError("usage", "--require-key takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys id @FILE` prints a key's id" });
+      }
+      const report = await withSession(flags, "status", true, (session) =>
+        status(session, {
+          keyring: keys.length > 0 ? new Keyring(undefined, keys) : undefined,
+          requireKeyId: flags.requireKey,
+          requireEncrypted: Boolean(flags.requireEncrypted),
+          verify: Boolean(flags.verify),
+          batchSize: flags.batchSize,
+        }),
+      );
+      writeStdout(flags.json ? JSON.stringify({ version: 1, healthy: report.problems.length === 0, ...report }, null, 2) : formatStatus(report));
+      return report.problems.length === 0 ? ExitCode.ok : ExitCode.refused;
+    }),
+  );
+}

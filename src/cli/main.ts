@@ -1,0 +1,69 @@
+import { Command, CommanderError } from "commander";
+import { createRequire } from "node:module";
+import { DbcryptError, ExitCode, isDbcryptError } from "../errors.js";
+import { registerDecrypt } from "./commands/decrypt.js";
+import { registerDelete } from "./commands/delete.js";
+import { registerKeys } from "./commands/keys.js";
+import { registerRotate } from "./commands/rotate.js";
+import { registerStatus } from "./commands/status.js";
+
+const packageJson = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+/**
+ * The only place that turns failures into exit codes and prints them. Everything below throws
+ * typed errors; their messages hold key ids, labels and counts, never key bytes or values.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const wantsJson = argv.includes("--json");
+  const run = async (body: () => Promise<number>): Promise<void> => {
+    try {
+      exitCode = await body();
+    } catch (error) {
+      exitCode = reportError(error, wantsJson);
+    }
+  };
+  const program = new Command("dbcrypt")
+    .description("Rotate, decrypt and delete application-encrypted columns (Coder's dbcrypt scheme) in PostgreSQL and SQLite")
+    .version(packageJson.version)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  registerStatus(program, run);
+  registerRotate(program, run);
+  registerDecrypt(program, run);
+  registerDelete(program, run);
+  registerKeys(program, run);
+  for (const command of allCommands(program)) command.exitOverride().allowExcessArguments(false);
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are successes; every other parse problem is a usage error (exit 2).
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    return reportError(error, wantsJson);
+  }
+  return exitCode;
+}
+
+function allCommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(allCommands)];
+}
+
+function reportError(error: unknown, asJson: boolean): number {
+  const failure = isDbcryptError(error)
+    ? error
+    : new DbcryptError("internal", `unexpected error: ${error instanceof Error ? error.message : String(error)}`, {
+        hint: "this is a bug in dbcrypt; the database was left in a consistent state, re-running is safe",
+        cause: error,
+      });
+  process.stderr.write(`dbcrypt: error: ${failure.message}\n`);
+  for (const line of failure.details) process.stderr.write(`  ${line}\n`);
+  if (failure.hint) process.stderr.write(`  hint: ${failure.hint}\n`);
+  if (process.env.DBCRYPT_DEBUG && failure.cause instanceof Error && failure.cause.stack) process.stderr.write(`${failure.cause.stack}\n`);
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify({ version: 1, error: { code: failure.code, exitCode: failure.exitCode, message: failure.message, details: failure.details, hint: failure.hint ?? null } })}\n`);
+  }
+  return failure.exitCode;
+}

@@ -1,0 +1,17 @@
+import { createHash } from "node:crypto";
+
+/** Coder prefixes the key with its cipher name, so one key reused under another cipher gets a new id. */
+const AES256GCM_KEY_ID_PREFIX = Buffer.from("aes256gcm", "ascii");
+export const KEY_ID_LENGTH = 7;
+
+export function aes256gcmKeyId(keyBytes: Uint8Array): string {
+  return createHash("sha256")
+    .update(AES256GCM_KEY_ID_PREFIX)
+    .update(keyBytes)
+    .digest("hex")
+    .slice(0, KEY_ID_LENGTH);
+}
+
+export function looksLikeKeyId(text: string): boolean {
+  return /^[0-9a-f]{7}$/.test(text);
+}

@@ -1,0 +1,49 @@
+import { DbcryptError } from "../errors.js";
+
+/**
+ * Drivers raise errors in different shapes; this gives one: SQLSTATE or SQLite code, whether a
+ * retry can help, and a DbcryptError whose message is safe to print. Server error messages never
+ * carry row values for the errors we see here, but `detail` can ("Key (x)=(…)"), so it is dropped.
+ */
+export interface NormalizedDatabaseError {
+  code: string | undefined;
+  retryable: boolean;
+  constraint: string | undefined;
+  table: string | undefined;
+}
+
+const RETRYABLE_SQLSTATES = new Set(["40001", "40P01", "55P03", "57014"]);
+const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+
+export function normalizeDatabaseError(error: unknown): NormalizedDatabaseError {
+  const raw = error as { code?: unknown; constraint?: unknown; table?: unknown };
+  const code = typeof raw?.code === "string" ? raw.code : undefined;
+  return {
+    code,
+    retryable: code !== undefined && (RETRYABLE_SQLSTATES.has(code) || code === "SQLITE_BUSY" || code === "SQLITE_LOCKED"),
+    constraint: typeof raw?.constraint === "string" ? raw.constraint : undefined,
+    table: typeof raw?.table === "string" ? raw.table : undefined,
+  };
+}
+
+export function isConnectionError(error: unknown): boolean {
+  const raw = error as { code?: unknown; message?: unknown };
+  if (typeof raw?.code === "string" && CONNECTION_ERRNOS.has(raw.code)) return true;
+  if (typeof raw?.code === "string" && raw.code.startsWith("08")) return true;
+  const message = typeof raw?.message === "string" ? raw.message : "";
+  return /Connection terminated|connection timeout|terminating connection/i.test(message);
+}
+
+export function toDbcryptError(error: unknown, doing: string): DbcryptError {
+  if (error instanceof DbcryptError) return error;
+  const normalized = normalizeDatabaseError(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (isConnectionError(error)) {
+    return new DbcryptError("database_unreachable", `${doing}: lost or could not open the database connection (${normalized.code ?? message})`, {
+      hint: "check that the database is up and reachable, then re-run; finished batches are kept",
+      cause: error,
+    });
+  }
+  const codeText = normalized.code ? ` [${normalized.code}]` : "";
+  return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error });
+}

@@ -1,0 +1,102 @@
+import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
+
+/**
+ * The one interface ops and the runner see. Each database has exactly one implementation, and it
+ * is the only place that writes SQL text for that database. Ops never ask which database they talk
+ * to; where behaviour must differ they read `capabilities`.
+ */
+
+/** A row's key values, opaque outside the dialect (text on PostgreSQL, native values on SQLite). */
+export type RowKey = readonly unknown[];
+
+export interface StoredField {
+  value: string | null;
+  /** NULL and '' both mean plaintext, as in Coder. */
+  keyId: string | null;
+}
+
+export interface BatchRow {
+  rowKey: RowKey;
+  /** One per EncryptedTable.columns entry, in the same order. */
+  fields: StoredField[];
+}
+
+export type BatchFilter =
+  /** Rows with any value not under the key (encrypted under another key, or non-NULL plaintext). */
+  | { kind: "not-under-key"; keyId: string }
+  /** Rows with any encrypted value. */
+  | { kind: "encrypted" };
+
+export interface RowWrite {
+  rowKey: RowKey;
+  /** What was read: the write happens only if the row still holds exactly this. */
+  expected: StoredField[];
+  next: StoredField[];
+}
+
+export interface WriteOutcome {
+  written: number;
+  /** Rows that changed between read and write and were left alone. */
+  conflicts: RowKey[];
+}
+
+export interface KeyRow {
+  number: number;
+  activeKeyDigest: string | null;
+  revokedKeyDigest: string | null;
+  createdAt: string | null;
+  revokedAt: string | null;
+  test: string;
+}
+
+export interface CensusGroup {
+  /** null for plaintext (NULL or '' key id). */
+  keyId: string | null;
+  rows: number;
+  /** The counts below are only filled for the plaintext group. */
+  nulls: number;
+  empties: number;
+  blanks: number;
+  emptyObjects: number;
+}
+
+export interface RunLockHolder {
+  description: string;
+}
+
+export interface RunLock {
+  release(): Promise<void>;
+}
+
+export interface DialectCapabilities {
+  /** Whether a run lock survives only as long as one session (advisory lock) or is a file. */
+  readonly runLockKind: "advisory-lock" | "lock-file";
+  /** SQLite's busy handler vs PostgreSQL's lock_timeout; shown in docs and status. */
+  readonly readOnlySession: boolean;
+}
+
+export interface Dialect {
+  readonly kind: "postgres" | "sqlite";
+  /** Where we are connected, with any password removed. */
+  readonly target: string;
+  readonly keysTable: string;
+  readonly capabilities: DialectCapabilities;
+
+  keysTableExists(): Promise<boolean>;
+  createKeysTable(): Promise<void>;
+  readKeys(): Promise<KeyRow[]>;
+  /** Inserts an active row (number = max + 1) unless one for this id exists; returns the row. */
+  insertActiveKey(keyId: string, canary: string): Promise<KeyRow>;
+  /** Coder's swap update. Throws key_in_use when a foreign key still references the key. */
+  revokeKey(keyId: string): Promise<"revoked" | "not-active">;
+
+  introspect(): Promise<CatalogTable[]>;
+  census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]>;
+  readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]>;
+  writeBatch(table: EncryptedTable, writes: RowWrite[]): Promise<WriteOutcome>;
+  /** Applies the table's delete policy to rows that still hold an encrypted value. */
+  deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number>;
+
+  acquireRunLock(command: string): Promise<RunLock>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,70 @@
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { DbcryptError } from "../errors.js";
+import type { RunLock } from "./dialect.js";
+
+interface LockOwner {
+  host: string;
+  pid: number;
+  command: string;
+  since: string;
+}
+
+/**
+ * One dbcrypt run per SQLite file. A lock file beside the database, created with O_EXCL; a file
+ * left by a process that died on this host is recognised (its pid is gone) and taken over, so a
+ * crash never needs manual cleanup.
+ */
+export async function acquireLockFile(path: string, command: string): Promise<RunLock> {
+  const owner: LockOwner = { host: hostname(), pid: process.pid, command, since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      writeSync(fd, JSON.stringify(owner));
+      closeSync(fd);
+      return {
+        release: async () => {
+          try {
+            const current = JSON.parse(readFileSync(path, "utf8")) as LockOwner;
+            if (current.pid === owner.pid && current.host === owner.host) unlinkSync(path);
+          } catch {
+            // Already gone: nothing to release.
+          }
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new DbcryptError("database_error", `cannot create lock file ${path}: ${(error as NodeJS.ErrnoException).code}`, {
+          hint: "dbcrypt needs to write a lock file next to the database",
+        });
+      }
+      const holder = readOwner(path);
+      if (holder !== undefined && holder.host === owner.host && !processIsAlive(holder.pid)) {
+        unlinkSync(path);
+        continue;
+      }
+      const who = holder === undefined ? "an unknown process" : `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since})`;
+      throw new DbcryptError("lock_held", `another dbcrypt run holds the lock on this database: ${who}`, {
+        hint: `wait for it to finish; if that process is gone, delete ${path}`,
+      });
+    }
+  }
+  throw new DbcryptError("lock_held", `could not take the lock file ${path}`, { hint: `if no dbcrypt run is active, delete ${path}` });
+}
+
+function readOwner(path: string): LockOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

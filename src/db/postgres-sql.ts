@@ -1,0 +1,136 @@
+import type { EncryptedTable } from "../schema/model.js";
+import type { BatchFilter } from "./dialect.js";
+
+/**
+ * Pure builders for every PostgreSQL statement that touches user tables. Identifiers are always
+ * quoted; row keys travel as text and are cast back to their column type, so keys of any type
+ * (uuid, bigint, composite) round-trip exactly and keyset comparisons use the primary key index.
+ */
+export interface SqlStatement {
+  text: string;
+  values: unknown[];
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function qualifiedTable(table: { ref: { schema: string | undefined; name: string } }): string {
+  return table.ref.schema === undefined ? quoteIdent(table.ref.name) : `${quoteIdent(table.ref.schema)}.${quoteIdent(table.ref.name)}`;
+}
+
+const ASCII_WHITESPACE = "E' \\t\\n\\r\\v\\f'";
+
+function isPlaintextKeyId(keyIdExpr: string): string {
+  return `NULLIF(${keyIdExpr}, '') IS NULL`;
+}
+
+function filterSql(table: EncryptedTable, filter: BatchFilter, keyIdParam: string): string {
+  const perColumn = table.columns.map((column) => {
+    const value = `t.${quoteIdent(column.column)}`;
+    const keyId = `t.${quoteIdent(column.keyIdColumn)}`;
+    if (filter.kind === "encrypted") return `NOT ${isPlaintextKeyId(keyId)}`;
+    return `(${keyId} <> ${keyIdParam} AND ${keyId} <> '') OR (${isPlaintextKeyId(keyId)} AND ${value} IS NOT NULL)`;
+  });
+  return perColumn.map((clause) => `(${clause})`).join(" OR ");
+}
+
+function rowKeyTuple(table: EncryptedTable, prefix: string): string {
+  return `(${table.rowKey.map((name) => `${prefix}${quoteIdent(name)}`).join(", ")})`;
+}
+
+export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after: readonly unknown[] | undefined, limit: number): SqlStatement {
+  const values: unknown[] = [];
+  const select = [
+    ...table.rowKey.map((name) => `t.${quoteIdent(name)}::text`),
+    ...table.columns.flatMap((column) => [`t.${quoteIdent(column.column)}`, `t.${quoteIdent(column.keyIdColumn)}`]),
+  ];
+  let keyIdParam = "";
+  if (filter.kind === "not-under-key") {
+    values.push(filter.keyId);
+    keyIdParam = `$${values.length}`;
+  }
+  const where = [`(${filterSql(table, filter, keyIdParam)})`];
+  if (after !== undefined) {
+    const placeholders = after.map((value, index) => {
+      values.push(value);
+      return `$${values.length}::${table.rowKeyTypes[index]}`;
+    });
+    where.unshift(`${rowKeyTuple(table, "t.")} > (${placeholders.join(", ")})`);
+  }
+  values.push(limit);
+  const text =
+    `SELECT ${select.join(", ")} FROM ${qualifiedTable(table)} AS t WHERE ${where.join(" AND ")} ` +
+    `ORDER BY ${table.rowKey.map((name) => `t.${quoteIdent(name)}`).join(", ")} LIMIT $${values.length}`;
+  return { text, values };
+}
+
+/** Compare-and-swap: a row is written only if every value and key id is still what was read. */
+export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expected: unknown[][], next: unknown[][]): SqlStatement {
+  const arrays: unknown[][] = [...rowKeys, ...expected, ...next];
+  const keyAliases = table.rowKey.map((_, index) => `k${index}`);
+  const expectedAliases = table.columns.flatMap((_, index) => [`ov${index}`, `ok${index}`]);
+  const nextAliases = table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]);
+  const aliases = [...keyAliases, ...expectedAliases, ...nextAliases];
+  const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
+  const set = table.columns.flatMap((column, index) => [
+    `${quoteIdent(column.column)} = v.nv${index}`,
+    `${quoteIdent(column.keyIdColumn)} = v.nk${index}`,
+  ]);
+  const where = [
+    ...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`),
+    ...table.columns.flatMap((column, index) => [
+      `t.${quoteIdent(column.column)} IS NOT DISTINCT FROM v.ov${index}`,
+      `t.${quoteIdent(column.keyIdColumn)} IS NOT DISTINCT FROM v.ok${index}`,
+    ]),
+  ];
+  const text =
+    `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} ` +
+    `FROM unnest(${unnestArgs}) AS v(${aliases.join(", ")}) ` +
+    `WHERE ${where.join(" AND ")} ` +
+    `RETURNING ${table.rowKey.map((name) => `t.${quoteIdent(name)}::text`).join(", ")}`;
+  return { text, values: arrays };
+}
+
+export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): SqlStatement {
+  const keyAliases = table.rowKey.map((_, index) => `k${index}`);
+  const from = `unnest(${keyAliases.map((_, index) => `$${index + 1}::text[]`).join(", ")}) AS v(${keyAliases.join(", ")})`;
+  const match = table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`);
+  const stillEncrypted = `(${filterSql(table, { kind: "encrypted" }, "")})`;
+  if (table.deletePolicy.action === "delete-row") {
+    return {
+      text: `DELETE FROM ${qualifiedTable(table)} AS t USING ${from} WHERE ${[...match, stillEncrypted].join(" AND ")}`,
+      values: rowKeys,
+    };
+  }
+  const values: unknown[] = [...rowKeys];
+  const set = table.columns.flatMap((column) => {
+    const keyId = `t.${quoteIdent(column.keyIdColumn)}`;
+    values.push(column.clearTo);
+    const clearParam = `$${values.length}::text`;
+    return [
+      `${quoteIdent(column.column)} = CASE WHEN ${isPlaintextKeyId(keyId)} THEN t.${quoteIdent(column.column)} ELSE ${clearParam} END`,
+      `${quoteIdent(column.keyIdColumn)} = CASE WHEN ${isPlaintextKeyId(keyId)} THEN ${keyId} ELSE NULL END`,
+    ];
+  });
+  for (const timestampColumn of table.deletePolicy.setTimestampColumns) set.push(`${quoteIdent(timestampColumn)} = CURRENT_TIMESTAMP`);
+  return {
+    text: `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} FROM ${from} WHERE ${[...match, stillEncrypted].join(" AND ")}`,
+    values,
+  };
+}
+
+export function censusSql(table: EncryptedTable, column: { column: string; keyIdColumn: string }): SqlStatement {
+  const value = `t.${quoteIdent(column.column)}`;
+  const keyId = `NULLIF(t.${quoteIdent(column.keyIdColumn)}, '')`;
+  const plaintext = `${keyId} IS NULL`;
+  const trimmed = `btrim(${value}, ${ASCII_WHITESPACE})`;
+  const text =
+    `SELECT ${keyId} AS key_id, count(*) AS rows, ` +
+    `count(*) FILTER (WHERE ${plaintext} AND ${value} IS NULL) AS nulls, ` +
+    `count(*) FILTER (WHERE ${plaintext} AND ${value} = '') AS empties, ` +
+    `count(*) FILTER (WHERE ${plaintext} AND ${trimmed} = '') AS blanks, ` +
+    `count(*) FILTER (WHERE ${plaintext} AND ${trimmed} = '{}') AS empty_objects ` +
+    `FROM ${qualifiedTable(table)} AS t GROUP BY 1`;
+  return { text, values: [] };
+}

@@ -1,0 +1,357 @@
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
+import pg from "pg";
+import { DbcryptError } from "../errors.js";
+import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+import { normalizeDatabaseError, toDbcryptError } from "./database-errors.js";
+import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
+import {
+  createKeysTablePostgresSql,
+  insertKeySql,
+  postgresPlaceholder,
+  revokeKeySql,
+  selectKeyByDigestSql,
+  selectKeysSql,
+} from "./keys-table-sql.js";
+import { censusSql, deleteBatchSql, selectBatchSql, updateBatchSql } from "./postgres-sql.js";
+import { redactUrl } from "./target.js";
+
+export interface PostgresSessionLimits {
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  idleInTransactionTimeoutMs: number;
+}
+
+export const DEFAULT_POSTGRES_LIMITS: PostgresSessionLimits = {
+  lockTimeoutMs: 2_000,
+  statementTimeoutMs: 120_000,
+  idleInTransactionTimeoutMs: 60_000,
+};
+
+/** 'dbcr' as an int4: the advisory-lock namespace shared by every dbcrypt run. */
+const ADVISORY_LOCK_CLASS = 0x64626372;
+const MAX_KEY_INSERT_ATTEMPTS = 5;
+
+export class PostgresDialect implements Dialect {
+  readonly kind = "postgres" as const;
+  readonly target: string;
+  readonly keysTable: string;
+  readonly capabilities = { runLockKind: "advisory-lock", readOnlySession: false } as const;
+  readonly #url: string;
+  readonly #client: pg.Client;
+  readonly #applicationName: string;
+  readonly #limits: PostgresSessionLimits;
+
+  private constructor(url: string, keysTable: string, client: pg.Client, applicationName: string, limits: PostgresSessionLimits) {
+    this.#url = url;
+    this.target = redactUrl(url);
+    this.keysTable = keysTable;
+    this.#client = client;
+    this.#applicationName = applicationName;
+    this.#limits = limits;
+  }
+
+  static async connect(url: string, keysTable: string, options: { command: string; limits?: PostgresSessionLimits }): Promise<PostgresDialect> {
+    const applicationName = `dbcrypt ${options.command} pid=${process.pid} host=${hostname()}`.slice(0, 63);
+    const limits = options.limits ?? DEFAULT_POSTGRES_LIMITS;
+    const client = await openClient(url, applicationName, limits);
+    return new PostgresDialect(url, keysTable, client, applicationName, limits);
+  }
+
+  async keysTableExists(): Promise<boolean> {
+    const result = await this.#query<{ found: string | null }>("SELECT to_regclass($1)::text AS found", [quoteForRegclass(this.keysTable)]);
+    return result.rows[0]?.found != null;
+  }
+
+  async createKeysTable(): Promise<void> {
+    await this.#inTransaction("BEGIN", async () => {
+      for (const statement of createKeysTablePostgresSql(this.keysTable)) await this.#query(statement);
+    });
+  }
+
+  async readKeys(): Promise<KeyRow[]> {
+    const result = await this.#query<RawKeyRow>(selectKeysSql(this.keysTable));
+    return result.rows.map(toKeyRow);
+  }
+
+  async insertActiveKey(keyId: string, canary: string): Promise<KeyRow> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#inTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ", async () => {
+          const existing = await this.#query<RawKeyRow>(selectKeyByDigestSql(this.keysTable, postgresPlaceholder), [keyId]);
+          const row = existing.rows[0];
+          if (row !== undefined) return toKeyRow(row);
+          await this.#query(insertKeySql(this.keysTable, postgresPlaceholder), [keyId, canary]);
+          const inserted = await this.#query<RawKeyRow>(selectKeyByDigestSql(this.keysTable, postgresPlaceholder), [keyId]);
+          return toKeyRow(inserted.rows[0] as RawKeyRow);
+        });
+      } catch (error) {
+        // Another process inserting its key at the same moment: a serialization failure, or a
+        // collision on number. Both resolve by reading again.
+        const code = normalizeDatabaseError(error).code;
+        if ((code === "40001" || code === "23505") && attempt < MAX_KEY_INSERT_ATTEMPTS) continue;
+        throw toDbcryptError(error, "insert key row");
+      }
+    }
+  }
+
+  async revokeKey(keyId: string): Promise<"revoked" | "not-active"> {
+    try {
+      const result = await this.#client.query(revokeKeySql(this.keysTable, postgresPlaceholder), [keyId]);
+      return result.rowCount === 1 ? "revoked" : "not-active";
+    } catch (error) {
+      const normalized = normalizeDatabaseError(error);
+      if (normalized.code === "23503") {
+        throw new DbcryptError("key_in_use", `key ${keyId} cannot be revoked: table ${normalized.table ?? "?"} still references it (foreign key ${normalized.constraint ?? "?"})`, {
+          hint: "run rotate or decrypt with this key first; `dbcrypt status` shows which values use it",
+        });
+      }
+      throw toDbcryptError(error, `revoke key ${keyId}`);
+    }
+  }
+
+  async introspect(): Promise<CatalogTable[]> {
+    const tables = await this.#query<{ oid: number; schema: string; name: string }>(
+      `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND n.nspname = ANY (current_schemas(false))
+        ORDER BY n.nspname, c.relname`,
+    );
+    const columns = await this.#query<{ oid: string; name: string; type: string; not_null: boolean; is_text: boolean }>(
+      `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+              a.attnotnull AS not_null,
+              a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype) AS is_text
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+          AND n.nspname = ANY (current_schemas(false))
+        ORDER BY a.attrelid, a.attnum`,
+    );
+    const keys = await this.#query<{ oid: string; is_primary: boolean; columns: string[] }>(
+      `SELECT i.indrelid::int8 AS oid, i.indisprimary AS is_primary,
+              array_agg(a.attname ORDER BY k.ordinality) AS columns
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ordinality)
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
+          AND n.nspname = ANY (current_schemas(false))
+        GROUP BY i.indrelid, i.indexrelid, i.indisprimary
+       HAVING bool_and(a.attnotnull)
+        ORDER BY i.indrelid, NOT i.indisprimary, count(*), i.indexrelid`,
+    );
+    const foreignKeys = await this.#query<{ oid: string; column: string; constraint: string }>(
+      `SELECT c.conrelid::int8 AS oid, a.attname AS column, c.conname AS constraint
+         FROM pg_constraint c
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         JOIN pg_attribute ref ON ref.attrelid = c.confrelid AND ref.attnum = c.confkey[1]
+        WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
+          AND c.confrelid = to_regclass($1) AND ref.attname = 'active_key_digest'`,
+      [quoteForRegclass(this.keysTable)],
+    );
+    const byOid = new Map<string, CatalogTable>();
+    for (const table of tables.rows) {
+      byOid.set(String(table.oid), { schema: table.schema, name: table.name, columns: [], primaryKey: undefined, uniqueNotNullKeys: [], keysTableForeignKeys: [] });
+    }
+    for (const column of columns.rows) {
+      byOid.get(String(column.oid))?.columns.push({ name: column.name, dataType: column.type, isText: column.is_text, nullable: !column.not_null });
+    }
+    for (const key of keys.rows) {
+      const table = byOid.get(String(key.oid));
+      if (table === undefined) continue;
+      if (key.is_primary) table.primaryKey = key.columns;
+      else table.uniqueNotNullKeys.push(key.columns);
+    }
+    for (const foreignKey of foreignKeys.rows) {
+      byOid.get(String(foreignKey.oid))?.keysTableForeignKeys.push({ column: foreignKey.column, constraint: foreignKey.constraint });
+    }
+    return [...byOid.values()];
+  }
+
+  async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {
+    const statement = censusSql(table, column);
+    const result = await this.#query<{ key_id: string | null; rows: string; nulls: string; empties: string; blanks: string; empty_objects: string }>(
+      statement.text,
+      statement.values,
+      `census ${tableLabel(table.ref)}.${column.column}`,
+    );
+    return result.rows.map((row) => ({
+      keyId: row.key_id,
+      rows: Number(row.rows),
+      nulls: Number(row.nulls),
+      empties: Number(row.empties),
+      blanks: Number(row.blanks),
+      emptyObjects: Number(row.empty_objects),
+    }));
+  }
+
+  async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {
+    const statement = selectBatchSql(table, filter, after, limit);
+    const result = await this.#queryArrays(statement.text, statement.values, `read ${tableLabel(table.ref)}`);
+    const keyWidth = table.rowKey.length;
+    return result.rows.map((cells) => {
+      const fields = table.columns.map((_, index) => ({
+        value: cells[keyWidth + index * 2] as string | null,
+        keyId: cells[keyWidth + index * 2 + 1] as string | null,
+      }));
+      return { rowKey: cells.slice(0, keyWidth), fields };
+    });
+  }
+
+  async writeBatch(table: EncryptedTable, writes: RowWrite[]): Promise<WriteOutcome> {
+    if (writes.length === 0) return { written: 0, conflicts: [] };
+    const rowKeys = table.rowKey.map((_, index) => writes.map((write) => write.rowKey[index]));
+    const expected = table.columns.flatMap((_, index) => [
+      writes.map((write) => write.expected[index]?.value ?? null),
+      writes.map((write) => write.expected[index]?.keyId ?? null),
+    ]);
+    const next = table.columns.flatMap((_, index) => [
+      writes.map((write) => write.next[index]?.value ?? null),
+      writes.map((write) => write.next[index]?.keyId ?? null),
+    ]);
+    const statement = updateBatchSql(table, rowKeys, expected, next);
+    const result = await this.#queryArrays(statement.text, statement.values, `write ${tableLabel(table.ref)}`);
+    const writtenKeys = new Set(result.rows.map((cells) => JSON.stringify(cells)));
+    const conflicts = writes.filter((write) => !writtenKeys.has(JSON.stringify(write.rowKey))).map((write) => write.rowKey);
+    return { written: result.rows.length, conflicts };
+  }
+
+  async deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number> {
+    if (rowKeys.length === 0) return 0;
+    const columns = table.rowKey.map((_, index) => rowKeys.map((rowKey) => rowKey[index]));
+    const statement = deleteBatchSql(table, columns);
+    const result = await this.#query(statement.text, statement.values, `delete from ${tableLabel(table.ref)}`);
+    return result.rowCount ?? 0;
+  }
+
+  async acquireRunLock(command: string): Promise<RunLock> {
+    // A separate session holds the lock, so a batch error that resets the work session cannot
+    // silently drop it.
+    const lockClient = await openClient(this.#url, this.#applicationName, this.#limits);
+    const objectId = lockObjectId(this.keysTable);
+    try {
+      const result = await lockClient.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS locked", [ADVISORY_LOCK_CLASS, objectId]);
+      if (result.rows[0]?.locked !== true) {
+        const holder = await lockClient.query<{ application_name: string; client_addr: string | null; backend_start: Date; pid: number }>(
+          `SELECT a.application_name, a.client_addr::text, a.backend_start, a.pid
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1 AND l.objid::int8 = $2 AND l.objsubid = 2
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [ADVISORY_LOCK_CLASS, objectId],
+        );
+        const row = holder.rows[0];
+        const who = row === undefined
+          ? "another session"
+          : `"${row.application_name}" (server pid ${row.pid}${row.client_addr ? `, from ${row.client_addr}` : ""}, connected since ${row.backend_start.toISOString()})`;
+        throw new DbcryptError("lock_held", `another dbcrypt run holds the lock on this database: ${who}`, {
+          hint: "wait for it to finish; if it is stuck, end that server session with pg_terminate_backend(pid)",
+        });
+      }
+    } catch (error) {
+      await lockClient.end().catch(() => undefined);
+      throw toDbcryptError(error, "take the run lock");
+    }
+    void command;
+    return {
+      release: async () => {
+        await lockClient.query("SELECT pg_advisory_unlock($1, $2)", [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
+        await lockClient.end().catch(() => undefined);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#client.end().catch(() => undefined);
+  }
+
+  async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<pg.QueryResult<Row>> {
+    try {
+      return await this.#client.query<Row>(text, values);
+    } catch (error) {
+      throw toDbcryptError(error, doing);
+    }
+  }
+
+  async #queryArrays(text: string, values: unknown[], doing: string): Promise<pg.QueryArrayResult<unknown[]>> {
+    try {
+      return await this.#client.query({ text, values, rowMode: "array" });
+    } catch (error) {
+      throw toDbcryptError(error, doing);
+    }
+  }
+
+  async #inTransaction<T>(begin: string, body: () => Promise<T>): Promise<T> {
+    await this.#client.query(begin);
+    try {
+      const result = await body();
+      await this.#client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await this.#client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    }
+  }
+}
+
+async function openClient(url: string, applicationName: string, limits: PostgresSessionLimits): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+    // Session settings only: dbcrypt never changes server-wide configuration.
+    options: `-c lock_timeout=${limits.lockTimeoutMs} -c statement_timeout=${limits.statementTimeoutMs} -c idle_in_transaction_session_timeout=${limits.idleInTransactionTimeoutMs}`,
+  });
+  // An idle client whose server goes away emits 'error'; without a listener that kills the process
+  // before the failing query can report it properly.
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw describeConnectFailure(error, url);
+  }
+  return client;
+}
+
+function describeConnectFailure(error: unknown, url: string): DbcryptError {
+  const code = normalizeDatabaseError(error).code;
+  const where = redactUrl(url);
+  if (code === "3D000") return new DbcryptError("database_not_found", `database in ${where} does not exist`, { hint: "check the database name in --db" });
+  if (code === "28P01" || code === "28000") {
+    return new DbcryptError("database_unreachable", `PostgreSQL at ${where} rejected the credentials [${code}]`, { hint: "check the user and password in --db, PGPASSWORD or ~/.pgpass" });
+  }
+  return new DbcryptError("database_unreachable", `cannot connect to PostgreSQL at ${where}: ${error instanceof Error ? error.message : String(error)}`, {
+    hint: "check the host, port and that the server is running",
+    cause: error,
+  });
+}
+
+function lockObjectId(keysTable: string): number {
+  return createHash("sha256").update(`dbcrypt-run-lock:${keysTable}`).digest().readInt32BE(0) & 0x7fffffff;
+}
+
+function quoteForRegclass(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+interface RawKeyRow {
+  number: number;
+  active_key_digest: string | null;
+  revoked_key_digest: string | null;
+  created_at: Date | string | null;
+  revoked_at: Date | string | null;
+  test: string;
+}
+
+function toKeyRow(row: RawKeyRow): KeyRow {
+  const time = (value: Date | string | null) => (value === null ? null : value instanceof Date ? value.toISOString() : String(value));
+  return {
+    number: Number(row.number),
+    activeKeyDigest: row.active_key_digest,
+    revokedKeyDigest: row.revoked_key_digest,
+    createdAt: time(row.created_at),
+    revokedAt: time(row.revoked_at),
+    test: row.test,
+  };
+}

@@ -1,0 +1,78 @@
+import type { EncryptedTable } from "../schema/model.js";
+import type { BatchFilter } from "./dialect.js";
+import { quoteIdent } from "./postgres-sql.js";
+
+/**
+ * Pure builders for the SQLite statements on user tables. SQLite runs in-process, so a batch is a
+ * prepared statement executed once per row inside one BEGIN IMMEDIATE transaction: as fast as a
+ * set-based statement there, and it reports per row whether the compare-and-swap matched.
+ */
+function tableName(table: EncryptedTable): string {
+  return quoteIdent(table.ref.name);
+}
+
+function encryptedClause(keyIdColumn: string): string {
+  return `NULLIF(${quoteIdent(keyIdColumn)}, '') IS NOT NULL`;
+}
+
+function filterSql(table: EncryptedTable, filter: BatchFilter): string {
+  return table.columns
+    .map((column) => {
+      if (filter.kind === "encrypted") return `(${encryptedClause(column.keyIdColumn)})`;
+      const keyId = quoteIdent(column.keyIdColumn);
+      return `((${keyId} <> :target AND ${keyId} <> '') OR (NULLIF(${keyId}, '') IS NULL AND ${quoteIdent(column.column)} IS NOT NULL))`;
+    })
+    .join(" OR ");
+}
+
+function rowKeyList(table: EncryptedTable): string {
+  return table.rowKey.map(quoteIdent).join(", ");
+}
+
+/** Named parameters: :target, :k0.. for the cursor, :limit. */
+export function selectBatchSqlite(table: EncryptedTable, filter: BatchFilter, hasCursor: boolean): string {
+  const select = [...table.rowKey.map(quoteIdent), ...table.columns.flatMap((column) => [quoteIdent(column.column), quoteIdent(column.keyIdColumn)])];
+  const where = [`(${filterSql(table, filter)})`];
+  if (hasCursor) where.unshift(`(${rowKeyList(table)}) > (${table.rowKey.map((_, index) => `:k${index}`).join(", ")})`);
+  return `SELECT ${select.join(", ")} FROM ${tableName(table)} WHERE ${where.join(" AND ")} ORDER BY ${rowKeyList(table)} LIMIT :limit`;
+}
+
+/** Parameters: :k0.. row key, :ov0/:ok0.. expected, :nv0/:nk0.. next. `IS` is SQLite's null-safe equality. */
+export function updateRowSqlite(table: EncryptedTable): string {
+  const set = table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} = :nv${index}`, `${quoteIdent(column.keyIdColumn)} = :nk${index}`]);
+  const where = [
+    ...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`),
+    ...table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} IS :ov${index}`, `${quoteIdent(column.keyIdColumn)} IS :ok${index}`]),
+  ];
+  return `UPDATE ${tableName(table)} SET ${set.join(", ")} WHERE ${where.join(" AND ")}`;
+}
+
+/** Parameters: :k0.. row key, :c0.. clear values. */
+export function deleteRowSqlite(table: EncryptedTable): string {
+  const match = [...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`), `(${filterSql(table, { kind: "encrypted" })})`];
+  if (table.deletePolicy.action === "delete-row") return `DELETE FROM ${tableName(table)} WHERE ${match.join(" AND ")}`;
+  const set = table.columns.flatMap((column, index) => {
+    const plaintext = `NULLIF(${quoteIdent(column.keyIdColumn)}, '') IS NULL`;
+    return [
+      `${quoteIdent(column.column)} = CASE WHEN ${plaintext} THEN ${quoteIdent(column.column)} ELSE :c${index} END`,
+      `${quoteIdent(column.keyIdColumn)} = CASE WHEN ${plaintext} THEN ${quoteIdent(column.keyIdColumn)} ELSE NULL END`,
+    ];
+  });
+  for (const timestampColumn of table.deletePolicy.setTimestampColumns) set.push(`${quoteIdent(timestampColumn)} = CURRENT_TIMESTAMP`);
+  return `UPDATE ${tableName(table)} SET ${set.join(", ")} WHERE ${match.join(" AND ")}`;
+}
+
+export function censusSqlite(table: EncryptedTable, column: { column: string; keyIdColumn: string }): string {
+  const value = quoteIdent(column.column);
+  const keyId = `NULLIF(${quoteIdent(column.keyIdColumn)}, '')`;
+  const plaintext = `${keyId} IS NULL`;
+  const trimmed = `trim(${value}, char(32, 9, 10, 13, 11, 12))`;
+  return (
+    `SELECT ${keyId} AS key_id, count(*) AS rows, ` +
+    `coalesce(sum(${plaintext} AND ${value} IS NULL), 0) AS nulls, ` +
+    `coalesce(sum(${plaintext} AND ${value} = ''), 0) AS empties, ` +
+    `coalesce(sum(${plaintext} AND ${trimmed} = ''), 0) AS blanks, ` +
+    `coalesce(sum(${plaintext} AND ${trimmed} = '{}'), 0) AS empty_objects ` +
+    `FROM ${tableName(table)} GROUP BY 1`
+  );
+}

@@ -1,0 +1,59 @@
+import type { EncryptionKey } from "../crypto/encryption-key.js";
+import { Keyring } from "../crypto/keyring.js";
+import type { KeyRow } from "../db/dialect.js";
+import { takeCensus, type Census } from "./census.js";
+import { assertKeysCoverDatabase } from "./keys-state.js";
+import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
+import { decryptRowPlanner } from "./row-plans.js";
+import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { executeWriteOperation } from "./write-operation.js";
+
+export interface DecryptRequest extends WriteRequest {
+  keys: EncryptionKey[];
+}
+
+/**
+ * Turns encryption off: writes plaintext with NULL key ids, then revokes the supplied keys.
+ * Unlike Coder's, it inserts no key row and a second run after success is a no-op, not an error.
+ */
+export async function decrypt(session: Session, request: DecryptRequest): Promise<OperationResult> {
+  const startedAt = Date.now();
+  const { dialect } = session;
+  const keyring = new Keyring(undefined, request.keys);
+  await requireKeysTable(dialect);
+  const schema = await loadSchema(session);
+  assertNoRefusedTables(schema);
+  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("decrypt");
+  try {
+    const keys = await dialect.readKeys();
+    const census = await takeCensus(dialect, schema);
+    assertKeysCoverDatabase(keys, keyring, census, "--keys");
+    const plan = decryptPlan(dialect.target, schema.preset, census, keys);
+    return await executeWriteOperation(dialect, request, {
+      plan,
+      schema,
+      census,
+      filter: { kind: "encrypted" },
+      action: { kind: "rewrite", planRow: decryptRowPlanner(keyring) },
+      revokeCandidates: activeIds(keys),
+      beforeWrites: async () => [],
+      continueWith: "dbcrypt decrypt with the same keys",
+    }, startedAt);
+  } finally {
+    await lock?.release();
+  }
+}
+
+function activeIds(keys: KeyRow[]): string[] {
+  return keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest]));
+}
+
+function decryptPlan(target: string, preset: string, census: Census, keys: KeyRow[]): OperationPlan {
+  const lines: PlanLine[] = [];
+  for (const column of census.columns) {
+    for (const [keyId, rows] of column.encryptedByKeyId) lines.push({ column: column.label, from: keyId, to: "plaintext", rows });
+  }
+  const keyActions = activeIds(keys).map((keyId) => `revoke key ${keyId} once no value uses it`);
+  const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
+  return { command: "decrypt", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+}

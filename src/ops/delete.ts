@@ -1,0 +1,49 @@
+import type { KeyRow } from "../db/dialect.js";
+import { takeCensus, type Census } from "./census.js";
+import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
+import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { executeWriteOperation } from "./write-operation.js";
+import type { SchemaPlan } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+
+/**
+ * Disaster recovery when a key is lost: applies each table's delete policy (delete the row, or
+ * clear the value and its key id) to every row holding an encrypted value, then revokes every
+ * active key. Needs no keys. Plaintext rows are never touched.
+ */
+export async function deleteEncrypted(session: Session, request: WriteRequest): Promise<OperationResult> {
+  const startedAt = Date.now();
+  const { dialect } = session;
+  await requireKeysTable(dialect);
+  const schema = await loadSchema(session);
+  assertNoRefusedTables(schema);
+  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("delete");
+  try {
+    const keys = await dialect.readKeys();
+    const census = await takeCensus(dialect, schema);
+    const plan = deletePlan(dialect.target, schema, census, keys);
+    return await executeWriteOperation(dialect, request, {
+      plan,
+      schema,
+      census,
+      filter: { kind: "encrypted" },
+      action: { kind: "delete" },
+      revokeCandidates: keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])),
+      beforeWrites: async () => [],
+      continueWith: "dbcrypt delete",
+    }, startedAt);
+  } finally {
+    await lock?.release();
+  }
+}
+
+function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: KeyRow[]): OperationPlan {
+  const lines: PlanLine[] = [];
+  for (const column of census.columns) {
+    const policy = column.table.deletePolicy.action === "delete-row" ? `row deleted (${tableLabel(column.table.ref)})` : `cleared to ${JSON.stringify(column.column.clearTo)}`;
+    for (const [keyId, rows] of column.encryptedByKeyId) lines.push({ column: column.label, from: keyId, to: policy, rows });
+  }
+  const keyActions = keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [`revoke key ${row.activeKeyDigest}`]));
+  const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
+  return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+}

@@ -1,0 +1,55 @@
+import type { KeyRow } from "../db/dialect.js";
+import type { Keyring } from "../crypto/keyring.js";
+import { DbcryptError } from "../errors.js";
+import type { Census } from "./census.js";
+import { usageByKeyId } from "./census.js";
+
+/**
+ * The checks Coder's server runs at start (dbcrypt.New), plus the one it cannot run: a census of
+ * the data against the keys supplied. Each returns problems as lines naming key ids, columns and
+ * counts, never key material.
+ */
+export function activeKeyProblems(keys: KeyRow[], keyring: Keyring): { unknown: string[]; canaryFailures: string[] } {
+  const unknown: string[] = [];
+  const canaryFailures: string[] = [];
+  for (const row of keys) {
+    if (row.activeKeyDigest === null) continue;
+    const key = keyring.get(row.activeKeyDigest);
+    if (key === undefined) unknown.push(row.activeKeyDigest);
+    else if (!key.open(row.test).ok) canaryFailures.push(row.activeKeyDigest);
+  }
+  return { unknown, canaryFailures };
+}
+
+/** Values under key ids the run has no key for: the run would have to skip them or fail. */
+export function dataKeyProblems(census: Census, isKnown: (keyId: string) => boolean): string[] {
+  const lines: string[] = [];
+  for (const [keyId, uses] of usageByKeyId(census)) {
+    if (isKnown(keyId)) continue;
+    for (const use of uses) lines.push(`${use.label}: ${use.rows} value(s) under key ${keyId}`);
+  }
+  return lines;
+}
+
+/** Preflight shared by rotate and decrypt: throws the first refusal, exit 3, before any write. */
+export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census: Census, flag: string): void {
+  const { unknown, canaryFailures } = activeKeyProblems(keys, keyring);
+  if (unknown.length > 0) {
+    throw new DbcryptError("unknown_key", `the keys table has active key(s) ${unknown.join(", ")} that were not supplied`, {
+      hint: `add the missing key(s) to ${flag}; dbcrypt refuses to run while data may be encrypted with keys it was not given`,
+      details: unknown.map((keyId) => `active key ${keyId}: not among the supplied keys`),
+    });
+  }
+  if (canaryFailures.length > 0) {
+    throw new DbcryptError("canary_failed", `the canary of active key(s) ${canaryFailures.join(", ")} does not decrypt with the supplied key`, {
+      hint: "the key with that id is not the one that wrote the keys table row; check the key material",
+    });
+  }
+  const unknownInData = dataKeyProblems(census, (keyId) => keyring.has(keyId));
+  if (unknownInData.length > 0) {
+    throw new DbcryptError("unknown_key", "data is encrypted with key(s) that were not supplied", {
+      hint: `add the missing key(s) to ${flag}`,
+      details: unknownInData,
+    });
+  }
+}

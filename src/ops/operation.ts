@@ -1,0 +1,79 @@
+import type { EmitEvent } from "../report/events.js";
+import { ExitCode } from "../errors.js";
+import type { RunOutcome, TableOutcome } from "./runner.js";
+
+/**
+ * What every write operation shares: the request knobs the CLI fills in, the plan it shows
+ * before asking for confirmation, and the result it reports. Plans and results hold key ids,
+ * labels and counts only.
+ */
+export interface WriteRequest {
+  batchSize: number;
+  dryRun: boolean;
+  emit: EmitEvent;
+  shouldStop: () => boolean;
+  /** Resolves to continue; throws (cancelled / confirmation_required) to stop before any write. */
+  confirm: (plan: OperationPlan) => Promise<void>;
+}
+
+export interface PlanLine {
+  column: string;
+  from: string;
+  to: string;
+  rows: number;
+}
+
+export interface OperationPlan {
+  command: "rotate" | "decrypt" | "delete";
+  target: string;
+  preset: string;
+  lines: PlanLine[];
+  keyActions: string[];
+  totalRows: number;
+  nothingToDo: boolean;
+}
+
+export type OperationStatus = "done" | "nothing-to-do" | "dry-run" | "stopped" | "incomplete" | "failed-rows";
+
+export interface OperationResult {
+  command: string;
+  status: OperationStatus;
+  plan: OperationPlan;
+  tables: TableOutcome[];
+  rowsWritten: number;
+  undecryptable: RunOutcome["undecryptable"];
+  unresolvedConflicts: number;
+  keysInserted: string[];
+  keysRevoked: string[];
+  keysKept: { keyId: string; reason: string }[];
+  elapsedMs: number;
+  exitCode: ExitCode;
+  /** The command to run next, when the run did not finish. */
+  continueWith: string | undefined;
+}
+
+export function statusFromOutcome(outcome: RunOutcome | undefined): { status: OperationStatus; exitCode: ExitCode } {
+  if (outcome === undefined) return { status: "done", exitCode: ExitCode.ok };
+  if (outcome.stoppedEarly) return { status: "stopped", exitCode: ExitCode.stopped };
+  if (outcome.undecryptable.length > 0) return { status: "failed-rows", exitCode: ExitCode.refused };
+  if (outcome.unresolvedConflicts > 0) return { status: "incomplete", exitCode: ExitCode.stopped };
+  return { status: "done", exitCode: ExitCode.ok };
+}
+
+export function emptyResult(command: string, plan: OperationPlan, status: OperationStatus, startedAt: number): OperationResult {
+  return {
+    command,
+    status,
+    plan,
+    tables: [],
+    rowsWritten: 0,
+    undecryptable: [],
+    unresolvedConflicts: 0,
+    keysInserted: [],
+    keysRevoked: [],
+    keysKept: [],
+    elapsedMs: Date.now() - startedAt,
+    exitCode: ExitCode.ok,
+    continueWith: undefined,
+  };
+}

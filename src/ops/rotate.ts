@@ -1,0 +1,79 @@
+import type { EncryptionKey } from "../crypto/encryption-key.js";
+import { Keyring } from "../crypto/keyring.js";
+import { DbcryptError } from "../errors.js";
+import { takeCensus, type Census } from "./census.js";
+import { assertKeysCoverDatabase } from "./keys-state.js";
+import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
+import { rotateRowPlanner } from "./row-plans.js";
+import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { executeWriteOperation } from "./write-operation.js";
+import type { KeyRow } from "../db/dialect.js";
+
+export interface RotateRequest extends WriteRequest {
+  newKey: EncryptionKey;
+  oldKeys: EncryptionKey[];
+}
+
+/**
+ * Re-encrypts every value under the new key and encrypts leftover plaintext (per the column's
+ * plaintext rule), then revokes the old keys the data no longer uses. Mirrors Coder's
+ * `server dbcrypt rotate`, batched and including the tables Coder's CLI misses.
+ */
+export async function rotate(session: Session, request: RotateRequest): Promise<OperationResult> {
+  const startedAt = Date.now();
+  const { dialect } = session;
+  const keyring = new Keyring(request.newKey, request.oldKeys);
+  await requireKeysTable(dialect);
+  const schema = await loadSchema(session);
+  assertNoRefusedTables(schema);
+  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("rotate");
+  try {
+    const keys = await dialect.readKeys();
+    if (keys.some((row) => row.revokedKeyDigest === request.newKey.id)) {
+      throw new DbcryptError("key_revoked", `the new key ${request.newKey.id} has been revoked and cannot be used again`, {
+        hint: "generate a new key with `dbcrypt keys generate`",
+      });
+    }
+    const census = await takeCensus(dialect, schema);
+    assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
+    const plan = rotatePlan(dialect.target, schema.preset, census, keys, request.newKey);
+    return await executeWriteOperation(dialect, request, {
+      plan,
+      schema,
+      census,
+      filter: { kind: "not-under-key", keyId: request.newKey.id },
+      action: { kind: "rewrite", planRow: rotateRowPlanner(request.newKey, keyring) },
+      revokeCandidates: activeIdsExcept(keys, request.newKey.id),
+      beforeWrites: async () => {
+        if (keys.some((row) => row.activeKeyDigest === request.newKey.id)) return [];
+        const row = await dialect.insertActiveKey(request.newKey.id, request.newKey.seal("coder"));
+        request.emit({ type: "key-inserted", keyId: request.newKey.id, number: row.number });
+        return [request.newKey.id];
+      },
+      continueWith: "dbcrypt rotate with the same keys",
+    }, startedAt);
+  } finally {
+    await lock?.release();
+  }
+}
+
+function activeIdsExcept(keys: KeyRow[], keep: string): string[] {
+  return keys.flatMap((row) => (row.activeKeyDigest !== null && row.activeKeyDigest !== keep ? [row.activeKeyDigest] : []));
+}
+
+function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow[], newKey: EncryptionKey): OperationPlan {
+  const lines: PlanLine[] = [];
+  for (const column of census.columns) {
+    for (const [keyId, rows] of column.encryptedByKeyId) {
+      if (keyId !== newKey.id) lines.push({ column: column.label, from: keyId, to: newKey.id, rows });
+    }
+    if (column.plaintext.toEncrypt > 0) lines.push({ column: column.label, from: "plaintext", to: newKey.id, rows: column.plaintext.toEncrypt });
+  }
+  const keyActions: string[] = [];
+  const newKeyActive = keys.some((row) => row.activeKeyDigest === newKey.id);
+  if (!newKeyActive) keyActions.push(`insert key ${newKey.id} into the keys table`);
+  const toRevoke = activeIdsExcept(keys, newKey.id);
+  for (const keyId of toRevoke) keyActions.push(`revoke key ${keyId} once no value uses it`);
+  const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
+  return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+}

@@ -1,0 +1,141 @@
+import type { BatchFilter, BatchRow, Dialect, RowKey, RowWrite } from "../db/dialect.js";
+import type { EmitEvent } from "../report/events.js";
+import type { EncryptedTable } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+
+/**
+ * The one batch loop every write operation shares: keyset pagination over the row key, one short
+ * transaction per batch (a single statement on PostgreSQL), stop on signal or deadline at a batch
+ * boundary, progress events. Operations differ only in the BatchAction they hand it. Nothing is
+ * held across batches, so memory stays flat whatever the table size.
+ */
+export interface RowFailure {
+  column: string;
+  keyId: string | null;
+  reason: string;
+}
+
+export type RowPlan = { kind: "write"; next: RowWrite["next"] } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
+
+export type BatchAction =
+  | { kind: "rewrite"; planRow: (row: BatchRow, table: EncryptedTable) => RowPlan }
+  | { kind: "delete" };
+
+export interface RunOptions {
+  batchSize: number;
+  filter: BatchFilter;
+  action: BatchAction;
+  /** Set when the run must stop at the next batch boundary (signal, deadline). */
+  shouldStop: () => boolean;
+  emit: EmitEvent;
+  /** Rows expected per table (from the census), for progress totals. */
+  expectedRows: Map<string, number>;
+  /** Passes over the tables while rows keep changing underneath (compare-and-swap misses). */
+  maxPasses: number;
+}
+
+export interface TableOutcome {
+  table: string;
+  written: number;
+  conflicts: number;
+  undecryptable: number;
+}
+
+export interface RunOutcome {
+  tables: TableOutcome[];
+  stoppedEarly: boolean;
+  /** Rows still changed underneath after the last pass. */
+  unresolvedConflicts: number;
+  undecryptable: { table: string; rowKey: Record<string, string>; failure: RowFailure }[];
+}
+
+export async function runBatches(dialect: Dialect, tables: EncryptedTable[], options: RunOptions): Promise<RunOutcome> {
+  const outcomes = new Map<string, TableOutcome>(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, conflicts: 0, undecryptable: 0 }]));
+  const undecryptable: RunOutcome["undecryptable"] = [];
+  const reported = new Set<string>();
+  const totalRows = [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0);
+  const progress = { done: 0 };
+  let conflictsThisPass = 0;
+  for (let pass = 1; pass <= options.maxPasses; pass++) {
+    if (pass > 1) options.emit({ type: "pass", pass, reason: `${conflictsThisPass} row(s) changed underneath during the previous pass` });
+    conflictsThisPass = 0;
+    for (const table of tables) {
+      const label = tableLabel(table.ref);
+      const outcome = outcomes.get(label) as TableOutcome;
+      const tableRows = options.expectedRows.get(label) ?? 0;
+      if (pass === 1) options.emit({ type: "table-start", table: label, rows: tableRows });
+      let tableDone = outcome.written;
+      let after: RowKey | undefined;
+      for (;;) {
+        if (options.shouldStop()) return { tables: [...outcomes.values()], stoppedEarly: true, unresolvedConflicts: conflictsThisPass, undecryptable };
+        const rows = await dialect.readBatch(table, options.filter, after, options.batchSize);
+        if (rows.length === 0) break;
+        after = (rows[rows.length - 1] as BatchRow).rowKey;
+        const batch = await applyBatch(dialect, table, rows, options.action);
+        for (const failed of batch.failures) {
+          const rowKey = describeRowKey(table, failed.rowKey);
+          const id = `${label}|${JSON.stringify(rowKey)}|${failed.failure.column}`;
+          if (reported.has(id)) continue;
+          reported.add(id);
+          undecryptable.push({ table: label, rowKey, failure: failed.failure });
+          outcome.undecryptable++;
+          options.emit({ type: "undecryptable", table: label, column: failed.failure.column, rowKey, keyId: failed.failure.keyId, reason: failed.failure.reason });
+        }
+        outcome.written += batch.written;
+        outcome.conflicts += batch.conflicts;
+        conflictsThisPass += batch.conflicts;
+        tableDone += batch.written;
+        progress.done += batch.written;
+        options.emit({
+          type: "batch",
+          table: label,
+          scanned: rows.length,
+          written: batch.written,
+          conflicts: batch.conflicts,
+          undecryptable: batch.failures.length,
+          tableDone,
+          tableRows: Math.max(tableRows, tableDone),
+          done: progress.done,
+          totalRows: Math.max(totalRows, progress.done),
+        });
+        if (rows.length < options.batchSize) break;
+      }
+      if (pass === 1 || outcome.conflicts > 0) {
+        options.emit({ type: "table-done", table: label, written: outcome.written, conflicts: outcome.conflicts, undecryptable: outcome.undecryptable });
+      }
+    }
+    if (conflictsThisPass === 0) break;
+  }
+  return { tables: [...outcomes.values()], stoppedEarly: false, unresolvedConflicts: conflictsThisPass, undecryptable };
+}
+
+async function applyBatch(
+  dialect: Dialect,
+  table: EncryptedTable,
+  rows: BatchRow[],
+  action: BatchAction,
+): Promise<{ written: number; conflicts: number; failures: { rowKey: RowKey; failure: RowFailure }[] }> {
+  if (action.kind === "delete") {
+    const changed = await dialect.deleteBatch(table, rows.map((row) => row.rowKey));
+    return { written: changed, conflicts: 0, failures: [] };
+  }
+  const writes: RowWrite[] = [];
+  const failures: { rowKey: RowKey; failure: RowFailure }[] = [];
+  for (const row of rows) {
+    const plan = action.planRow(row, table);
+    if (plan.kind === "write") writes.push({ rowKey: row.rowKey, expected: row.fields, next: plan.next });
+    else if (plan.kind === "fail") failures.push({ rowKey: row.rowKey, failure: plan.failure });
+  }
+  const outcome = await dialect.writeBatch(table, writes);
+  return { written: outcome.written, conflicts: outcome.conflicts.length, failures };
+}
+
+/** Row keys are how problems are reported: never by value. */
+export function describeRowKey(table: EncryptedTable, rowKey: RowKey): Record<string, string> {
+  const described: Record<string, string> = {};
+  table.rowKey.forEach((name, index) => {
+    const value = rowKey[index];
+    described[name] = Buffer.isBuffer(value) ? `x'${value.toString("hex")}'` : String(value);
+  });
+  return described;
+}

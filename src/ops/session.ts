@@ -1,0 +1,59 @@
+import type { Dialect } from "../db/dialect.js";
+import { PostgresDialect } from "../db/postgres.js";
+import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
+import { parseDatabaseTarget } from "../db/target.js";
+import { DbcryptError } from "../errors.js";
+import { loadConfigFile, type DbcryptConfig } from "../schema/config-file.js";
+import { planSchema } from "../schema/discover.js";
+import type { SchemaPlan } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+
+export const DEFAULT_KEYS_TABLE = "dbcrypt_keys";
+
+export interface SessionRequest {
+  database: string | undefined;
+  configPath: string | undefined;
+  keysTable: string | undefined;
+  command: string;
+  /** status and keys list open SQLite read-only, so a census can never write. */
+  readOnly: boolean;
+}
+
+export interface Session {
+  dialect: Dialect;
+  config: DbcryptConfig;
+  configPath: string | undefined;
+}
+
+/** Config first, then the connection: a bad config file fails before anything is opened. */
+export async function openSession(request: SessionRequest): Promise<Session> {
+  const { config, path } = loadConfigFile(request.configPath);
+  const keysTable = request.keysTable ?? config.keysTable ?? DEFAULT_KEYS_TABLE;
+  const target = parseDatabaseTarget(request.database);
+  const dialect: Dialect =
+    target.kind === "postgres"
+      ? await PostgresDialect.connect(target.url, keysTable, { command: request.command })
+      : SqliteDialect.open(target.path, keysTable, { readOnly: request.readOnly, busyTimeoutMs: DEFAULT_SQLITE_BUSY_TIMEOUT_MS });
+  return { dialect, config, configPath: path };
+}
+
+export async function requireKeysTable(dialect: Dialect): Promise<void> {
+  if (!(await dialect.keysTableExists())) {
+    throw new DbcryptError("keys_table_missing", `the database has no ${dialect.keysTable} table`, {
+      hint: `check --db and --keys-table; to adopt the scheme in a new application run \`dbcrypt keys init\``,
+    });
+  }
+}
+
+export async function loadSchema(session: Session): Promise<SchemaPlan> {
+  return planSchema(await session.dialect.introspect(), session.config, session.dialect.keysTable);
+}
+
+/** Write commands refuse a schema with an encrypted table they could not walk safely. */
+export function assertNoRefusedTables(plan: SchemaPlan): void {
+  if (plan.refused.length === 0) return;
+  throw new DbcryptError("schema_refused", `${plan.refused.length} table(s) with encrypted columns cannot be processed safely`, {
+    hint: "add a primary key, or name a unique NOT NULL rowKey for the table in dbcrypt.config.json, or exclude it there",
+    details: plan.refused.map((table) => `${tableLabel(table.ref)} (${table.columns.join(", ")}) ${table.reason}`),
+  });
+}

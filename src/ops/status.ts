@@ -1,0 +1,127 @@
+import { describeOpenFailure } from "../crypto/aes256gcm.js";
+import type { Keyring } from "../crypto/keyring.js";
+import type { KeyRow } from "../db/dialect.js";
+import type { SchemaPlan } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+import { takeCensus, type Census } from "./census.js";
+import { activeKeyProblems } from "./keys-state.js";
+import { describeRowKey } from "./runner.js";
+import { loadSchema, type Session } from "./session.js";
+
+export interface StatusRequest {
+  keyring: Keyring | undefined;
+  requireKeyId: string | undefined;
+  requireEncrypted: boolean;
+  verify: boolean;
+  batchSize: number;
+}
+
+export interface StatusReport {
+  target: string;
+  preset: string;
+  keysTable: { name: string; exists: boolean };
+  keys: (KeyRow & { values: number })[];
+  columns: {
+    column: string;
+    keyIdColumn: string;
+    source: string;
+    keepPlaintext: string;
+    encrypted: Record<string, number>;
+    plaintext: { total: number; nulls: number; toEncrypt: number; keptPlaintext: number };
+  }[];
+  refusedTables: { table: string; columns: string[]; reason: string }[];
+  verified: { values: number; undecryptable: { column: string; rowKey: Record<string, string>; keyId: string | null; reason: string }[] } | undefined;
+  problems: string[];
+}
+
+/** Read-only census and health check: the CI gate. Problems make the CLI exit 3. */
+export async function status(session: Session, request: StatusRequest): Promise<StatusReport> {
+  const { dialect } = session;
+  const keysTableExists = await dialect.keysTableExists();
+  const schema = await loadSchema(session);
+  const keys = keysTableExists ? await dialect.readKeys() : [];
+  const census = await takeCensus(dialect, schema);
+  const problems = findProblems(dialect.keysTable, keysTableExists, keys, census, schema, request);
+  const verified = request.verify && request.keyring ? await verifyValues(session, schema, request.keyring, request.batchSize) : undefined;
+  for (const failure of verified?.undecryptable ?? []) {
+    problems.push(`${failure.column} row ${JSON.stringify(failure.rowKey)} under key ${failure.keyId ?? "-"} does not decrypt: ${failure.reason}`);
+  }
+  const valuesByKey = new Map<string, number>();
+  for (const column of census.columns) for (const [keyId, rows] of column.encryptedByKeyId) valuesByKey.set(keyId, (valuesByKey.get(keyId) ?? 0) + rows);
+  return {
+    target: dialect.target,
+    preset: schema.preset,
+    keysTable: { name: dialect.keysTable, exists: keysTableExists },
+    keys: keys.map((row) => ({ ...row, test: "(canary)", values: valuesByKey.get(row.activeKeyDigest ?? row.revokedKeyDigest ?? "") ?? 0 })),
+    columns: census.columns.map((column) => ({
+      column: column.label,
+      keyIdColumn: column.column.keyIdColumn,
+      source: column.column.source,
+      keepPlaintext: column.column.keepPlaintext,
+      encrypted: Object.fromEntries(column.encryptedByKeyId),
+      plaintext: column.plaintext,
+    })),
+    refusedTables: schema.refused.map((table) => ({ table: tableLabel(table.ref), columns: table.columns, reason: table.reason })),
+    verified,
+    problems,
+  };
+}
+
+function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census: Census, schema: SchemaPlan, request: StatusRequest): string[] {
+  const problems: string[] = [];
+  if (!exists) problems.push(`the database has no ${keysTable} table`);
+  for (const table of schema.refused) problems.push(`${tableLabel(table.ref)} ${table.reason}`);
+  const active = new Set(keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])));
+  const revoked = new Set(keys.flatMap((row) => (row.revokedKeyDigest === null ? [] : [row.revokedKeyDigest])));
+  for (const column of census.columns) {
+    for (const [keyId, rows] of column.encryptedByKeyId) {
+      if (revoked.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under revoked key ${keyId}`);
+      else if (!active.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
+      if (request.keyring && !request.keyring.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which was not supplied`);
+      if (request.requireKeyId !== undefined && keyId !== request.requireKeyId) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, not the required key ${request.requireKeyId}`);
+    }
+    const plaintextToEncrypt = column.plaintext.toEncrypt;
+    if (plaintextToEncrypt > 0 && (request.requireEncrypted || request.requireKeyId !== undefined)) {
+      problems.push(`${column.label}: ${plaintextToEncrypt} plaintext value(s) that should be encrypted`);
+    }
+  }
+  if (request.requireKeyId !== undefined && !active.has(request.requireKeyId)) {
+    problems.push(`the required key ${request.requireKeyId} is not an active key in ${keysTable}`);
+  }
+  if (request.keyring) {
+    const { unknown, canaryFailures } = activeKeyProblems(keys, request.keyring);
+    for (const keyId of unknown) problems.push(`active key ${keyId} in ${keysTable} was not supplied`);
+    for (const keyId of canaryFailures) problems.push(`the canary of active key ${keyId} does not decrypt with the supplied key`);
+  }
+  return problems;
+}
+
+/** Decrypts every encrypted value, batch by batch; reports failures by row key, never by value. */
+async function verifyValues(session: Session, schema: SchemaPlan, keyring: Keyring, batchSize: number): Promise<NonNullable<StatusReport["verified"]>> {
+  const undecryptable: NonNullable<StatusReport["verified"]>["undecryptable"] = [];
+  let values = 0;
+  for (const table of schema.tables) {
+    let after: readonly unknown[] | undefined;
+    for (;;) {
+      const rows = await session.dialect.readBatch(table, { kind: "encrypted" }, after, batchSize);
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]?.rowKey;
+      for (const row of rows) {
+        row.fields.forEach((field, index) => {
+          if (field.keyId === null || field.keyId === "") return;
+          values++;
+          const column = `${tableLabel(table.ref)}.${table.columns[index]?.column}`;
+          const key = keyring.get(field.keyId);
+          const reason = key === undefined
+            ? "no key supplied for this key id"
+            : field.value === null
+              ? "value is NULL but a key id is set"
+              : (() => { const opened = key.open(field.value); return opened.ok ? undefined : describeOpenFailure(opened.failure); })();
+          if (reason !== undefined) undecryptable.push({ column, rowKey: describeRowKey(table, row.rowKey), keyId: field.keyId, reason });
+        });
+      }
+      if (rows.length < batchSize) break;
+    }
+  }
+  return { values, undecryptable };
+}

@@ -1,0 +1,96 @@
+import type { BatchFilter, Dialect } from "../db/dialect.js";
+import type { SchemaPlan } from "../schema/model.js";
+import { tableLabel } from "../schema/model.js";
+import { takeCensus, rowsUnderKey, type Census } from "./census.js";
+import { emptyResult, statusFromOutcome, type OperationPlan, type OperationResult, type WriteRequest } from "./operation.js";
+import { runBatches, type BatchAction } from "./runner.js";
+
+/**
+ * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
+ * (insert the new key row), walk the tables, then revoke the keys the data no longer uses.
+ * A key is revoked only after a fresh census shows no value under it.
+ */
+export interface WriteOperationSpec {
+  plan: OperationPlan;
+  schema: SchemaPlan;
+  census: Census;
+  filter: BatchFilter;
+  action: BatchAction;
+  /** Active keys to revoke once no value uses them. */
+  revokeCandidates: string[];
+  /** Runs after confirmation and before the first data write. */
+  beforeWrites: () => Promise<string[]>;
+  continueWith: string;
+}
+
+export const MAX_CONFLICT_PASSES = 3;
+
+export async function executeWriteOperation(dialect: Dialect, request: WriteRequest, spec: WriteOperationSpec, startedAt: number): Promise<OperationResult> {
+  const { plan } = spec;
+  if (request.dryRun) return emptyResult(plan.command, plan, "dry-run", startedAt);
+  if (plan.nothingToDo) return emptyResult(plan.command, plan, "nothing-to-do", startedAt);
+  await request.confirm(plan);
+  const expectedRows = rowsPerTable(spec);
+  request.emit({
+    type: "start",
+    command: plan.command,
+    target: plan.target,
+    dryRun: false,
+    tables: [...expectedRows].map(([table, rows]) => ({ table, rows })),
+    totalRows: plan.totalRows,
+  });
+  const keysInserted = await spec.beforeWrites();
+  const outcome = await runBatches(dialect, spec.schema.tables, {
+    batchSize: request.batchSize,
+    filter: spec.filter,
+    action: spec.action,
+    shouldStop: request.shouldStop,
+    emit: request.emit,
+    expectedRows,
+    maxPasses: MAX_CONFLICT_PASSES,
+  });
+  const keysRevoked: string[] = [];
+  const keysKept: { keyId: string; reason: string }[] = [];
+  if (!outcome.stoppedEarly && spec.revokeCandidates.length > 0) {
+    const after = await takeCensus(dialect, spec.schema);
+    for (const keyId of spec.revokeCandidates) {
+      const remaining = rowsUnderKey(after, keyId);
+      if (remaining > 0) {
+        const reason = `${remaining} value(s) still use it`;
+        keysKept.push({ keyId, reason });
+        request.emit({ type: "key-kept", keyId, reason });
+        continue;
+      }
+      if ((await dialect.revokeKey(keyId)) === "revoked") {
+        keysRevoked.push(keyId);
+        request.emit({ type: "key-revoked", keyId });
+      }
+    }
+  }
+  const { status, exitCode } = statusFromOutcome(outcome);
+  const result: OperationResult = {
+    ...emptyResult(plan.command, plan, status, startedAt),
+    tables: outcome.tables,
+    rowsWritten: outcome.tables.reduce((sum, table) => sum + table.written, 0),
+    undecryptable: outcome.undecryptable,
+    unresolvedConflicts: outcome.unresolvedConflicts,
+    keysInserted,
+    keysRevoked,
+    keysKept,
+    exitCode,
+    continueWith: exitCode === 0 ? undefined : spec.continueWith,
+  };
+  const why = outcome.stoppedEarly ? "signal" : "done";
+  request.emit({ type: "stop", reason: outcome.stoppedEarly ? why : "done", message: status });
+  return result;
+}
+
+function rowsPerTable(spec: WriteOperationSpec): Map<string, number> {
+  const rows = new Map<string, number>();
+  for (const table of spec.schema.tables) rows.set(tableLabel(table.ref), 0);
+  for (const line of spec.plan.lines) {
+    const table = line.column.slice(0, line.column.lastIndexOf("."));
+    rows.set(table, (rows.get(table) ?? 0) + line.rows);
+  }
+  return rows;
+}

@@ -1,0 +1,159 @@
+import { DbcryptError } from "../errors.js";
+import { CODER_MARKER_TABLES, CODER_PRESET, type PresetTableRules } from "./coder-preset.js";
+import type { DbcryptConfig, TableConfig } from "./config-file.js";
+import type {
+  CatalogColumn,
+  CatalogTable,
+  DeletePolicy,
+  EncryptedColumn,
+  EncryptedTable,
+  RefusedTable,
+  SchemaPlan,
+} from "./model.js";
+import { tableLabel } from "./model.js";
+
+const KEY_ID_SUFFIX = "_key_id";
+
+/**
+ * Turns catalog facts into the list of encrypted columns: foreign keys to the keys table first
+ * (they are what blocks a revoke, so missing one is the bug Coder's CLI has in #25381), then the
+ * `<col>` / `<col>_key_id` naming rule for schemas without such foreign keys, then the config file.
+ */
+export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysTable: string): SchemaPlan {
+  const byLabel = new Map(catalog.map((table) => [tableLabel(table), table]));
+  checkConfigNamesExist(config, byLabel);
+  const preset = choosePreset(catalog, config);
+  const tables: EncryptedTable[] = [];
+  const refused: RefusedTable[] = [];
+  for (const table of catalog) {
+    if (table.name === keysTable) continue;
+    const label = tableLabel(table);
+    const tableConfig = config.tables?.[label] ?? config.tables?.[table.name];
+    if (tableConfig?.exclude) continue;
+    const presetRules = preset === "coder" ? CODER_PRESET[table.name] : undefined;
+    const columns = encryptedColumnsOf(table, tableConfig, presetRules);
+    if (columns.length === 0) continue;
+    const rowKey = tableConfig?.rowKey ?? table.primaryKey ?? table.uniqueNotNullKeys[0];
+    if (rowKey === undefined || rowKey.length === 0) {
+      refused.push({
+        ref: table,
+        columns: columns.map((column) => column.column),
+        reason: "has no primary key or unique NOT NULL key, so its rows cannot be addressed safely",
+      });
+      continue;
+    }
+    const rowKeyTypes = rowKey.map((name) => requireColumn(table, name, `rowKey of ${label}`).dataType);
+    tables.push({
+      ref: { schema: table.schema, name: table.name },
+      rowKey,
+      rowKeyTypes,
+      columns,
+      deletePolicy: deletePolicyOf(table, tableConfig, presetRules),
+    });
+  }
+  return { tables, refused, preset };
+}
+
+function choosePreset(catalog: CatalogTable[], config: DbcryptConfig): "coder" | "none" {
+  if (config.preset === "coder" || config.preset === "none") return config.preset;
+  const looksLikeCoder = catalog.some(
+    (table) => CODER_MARKER_TABLES.includes(table.name) && table.keysTableForeignKeys.length > 0,
+  );
+  return looksLikeCoder ? "coder" : "none";
+}
+
+function encryptedColumnsOf(
+  table: CatalogTable,
+  tableConfig: TableConfig | undefined,
+  presetRules: PresetTableRules | undefined,
+): EncryptedColumn[] {
+  const found = new Map<string, EncryptedColumn>();
+  const columnByName = new Map(table.columns.map((column) => [column.name, column]));
+  const add = (dataColumn: CatalogColumn, keyIdColumn: string, source: EncryptedColumn["source"]) => {
+    found.set(dataColumn.name, {
+      column: dataColumn.name,
+      keyIdColumn,
+      keepPlaintext: presetRules?.keepPlaintext?.[dataColumn.name] ?? "never",
+      clearTo: presetRules?.clearTo && dataColumn.name in presetRules.clearTo
+        ? (presetRules.clearTo[dataColumn.name] ?? null)
+        : defaultClearValue(dataColumn),
+      source,
+    });
+  };
+  for (const foreignKey of table.keysTableForeignKeys) {
+    if (!foreignKey.column.endsWith(KEY_ID_SUFFIX)) continue;
+    const dataColumn = columnByName.get(foreignKey.column.slice(0, -KEY_ID_SUFFIX.length));
+    if (dataColumn?.isText) add(dataColumn, foreignKey.column, "foreign-key");
+  }
+  const foreignKeyColumns = new Set(table.keysTableForeignKeys.map((foreignKey) => foreignKey.column));
+  for (const keyIdColumn of table.columns) {
+    if (!keyIdColumn.isText || !keyIdColumn.name.endsWith(KEY_ID_SUFFIX)) continue;
+    if (foreignKeyColumns.has(keyIdColumn.name)) continue;
+    const dataColumn = columnByName.get(keyIdColumn.name.slice(0, -KEY_ID_SUFFIX.length));
+    if (dataColumn?.isText && !found.has(dataColumn.name)) add(dataColumn, keyIdColumn.name, "naming-rule");
+  }
+  for (const [columnName, columnConfig] of Object.entries(tableConfig?.columns ?? {})) {
+    if (columnConfig.exclude) {
+      found.delete(columnName);
+      continue;
+    }
+    const dataColumn = requireColumn(table, columnName, "config");
+    const keyIdColumn = columnConfig.keyIdColumn ?? found.get(columnName)?.keyIdColumn ?? `${columnName}${KEY_ID_SUFFIX}`;
+    requireColumn(table, keyIdColumn, "config");
+    if (!found.has(columnName)) add(dataColumn, keyIdColumn, "config");
+    const column = found.get(columnName) as EncryptedColumn;
+    column.keyIdColumn = keyIdColumn;
+    if (columnConfig.keepPlaintext !== undefined) column.keepPlaintext = columnConfig.keepPlaintext;
+    if (columnConfig.clearTo !== undefined) column.clearTo = columnConfig.clearTo;
+  }
+  for (const column of found.values()) {
+    if (column.clearTo === null && columnByName.get(column.column)?.nullable === false) {
+      throw new DbcryptError("bad_config", `${tableLabel(table)}.${column.column} is NOT NULL but would be cleared to null`, {
+        hint: "set clearTo to a string for this column in the config file",
+      });
+    }
+  }
+  return [...found.values()].sort((a, b) => a.column.localeCompare(b.column));
+}
+
+function defaultClearValue(column: CatalogColumn): string | null {
+  return column.nullable ? null : "";
+}
+
+function deletePolicyOf(
+  table: CatalogTable,
+  tableConfig: TableConfig | undefined,
+  presetRules: PresetTableRules | undefined,
+): DeletePolicy {
+  const setOnClear = tableConfig?.setOnClear;
+  for (const column of setOnClear ?? []) requireColumn(table, column, "setOnClear");
+  if (tableConfig?.deletePolicy === "delete-row") return { action: "delete-row" };
+  if (tableConfig?.deletePolicy === "clear") return { action: "clear", setTimestampColumns: setOnClear ?? [] };
+  const base = presetRules?.deletePolicy ?? { action: "clear", setTimestampColumns: [] };
+  if (base.action === "clear" && setOnClear !== undefined) return { action: "clear", setTimestampColumns: setOnClear };
+  if (base.action === "clear") {
+    return { action: "clear", setTimestampColumns: base.setTimestampColumns.filter((name) => table.columns.some((c) => c.name === name)) };
+  }
+  return base;
+}
+
+function requireColumn(table: CatalogTable, name: string, where: string): CatalogColumn {
+  const column = table.columns.find((candidate) => candidate.name === name);
+  if (column === undefined) {
+    throw new DbcryptError("bad_config", `${where} names column ${tableLabel(table)}.${name}, which does not exist`, {
+      hint: "fix the column name in the config file",
+    });
+  }
+  return column;
+}
+
+function checkConfigNamesExist(config: DbcryptConfig, byLabel: Map<string, CatalogTable>): void {
+  const names = new Set([...byLabel.keys(), ...[...byLabel.values()].map((table) => table.name)]);
+  for (const tableName of Object.keys(config.tables ?? {})) {
+    if (!names.has(tableName)) {
+      throw new DbcryptError("bad_config", `config names table ${tableName}, which does not exist in the database`, {
+        hint: "fix or remove that entry under \"tables\" in the config file",
+      });
+    }
+  }
+}

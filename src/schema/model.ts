@@ -1,0 +1,75 @@
+/** What the catalog says about one table, as far as dbcrypt cares. Filled in by a dialect. */
+export interface CatalogColumn {
+  name: string;
+  /** The database's own spelling of the type (format_type on PostgreSQL, declared type on SQLite). */
+  dataType: string;
+  isText: boolean;
+  nullable: boolean;
+}
+
+export interface CatalogTable {
+  /** undefined on SQLite, which has one namespace per file for our purposes. */
+  schema: string | undefined;
+  name: string;
+  columns: CatalogColumn[];
+  primaryKey: string[] | undefined;
+  /** Unique indexes whose columns are all NOT NULL: usable when there is no primary key. */
+  uniqueNotNullKeys: string[][];
+  /** Columns with a foreign key to the keys table's active_key_digest, with the constraint name. */
+  keysTableForeignKeys: { column: string; constraint: string }[];
+}
+
+export interface TableRef {
+  schema: string | undefined;
+  name: string;
+}
+
+export function tableLabel(ref: TableRef): string {
+  return ref.schema === undefined || ref.schema === "public" ? ref.name : `${ref.schema}.${ref.name}`;
+}
+
+/**
+ * Which plaintext values a write operation leaves as plaintext (NULL key id) instead of encrypting.
+ * NULL values are never encrypted under any rule.
+ *  - never: every non-NULL value is encrypted, even ''
+ *  - empty: '' stays plaintext (Coder's gitsshkeys after a delete)
+ *  - blank: whitespace-only stays plaintext (Coder's AI and MCP secrets)
+ *  - blank-or-empty-object: blank or '{}' stays plaintext (Coder's chat_mcp_servers.headers)
+ */
+export type PlaintextRule = "never" | "empty" | "blank" | "blank-or-empty-object";
+
+export interface EncryptedColumn {
+  column: string;
+  keyIdColumn: string;
+  keepPlaintext: PlaintextRule;
+  /** What `delete` writes in place of an encrypted value when the table's policy is "clear". */
+  clearTo: string | null;
+  /** Where dbcrypt learned about this column. */
+  source: "foreign-key" | "naming-rule" | "config";
+}
+
+export type DeletePolicy =
+  | { action: "delete-row" }
+  | { action: "clear"; setTimestampColumns: string[] };
+
+export interface EncryptedTable {
+  ref: TableRef;
+  /** Columns that address one row: the primary key, or a unique NOT NULL key when there is none. */
+  rowKey: string[];
+  /** Database type of each rowKey column, for casts when row keys travel as text. */
+  rowKeyTypes: string[];
+  columns: EncryptedColumn[];
+  deletePolicy: DeletePolicy;
+}
+
+export interface RefusedTable {
+  ref: TableRef;
+  columns: string[];
+  reason: string;
+}
+
+export interface SchemaPlan {
+  tables: EncryptedTable[];
+  refused: RefusedTable[];
+  preset: "coder" | "none";
+}
