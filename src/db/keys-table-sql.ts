@@ -7,7 +7,7 @@ import { quoteIdent } from "./postgres-sql.js";
 export type Placeholder = (position: number) => string;
 
 export const postgresPlaceholder: Placeholder = (position) => `$${position}`;
-export const sqlitePlaceholder: Placeholder = (position) => `?${position}`;
+export const sqlitePlaceholder: Placeholder = (position) => `:p${position}`;
 
 export const KEY_COLUMNS = "number, active_key_digest, revoked_key_digest, created_at, revoked_at, test";
 

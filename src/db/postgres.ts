@@ -130,7 +130,7 @@ export class PostgresDialect implements Dialect {
     );
     const keys = await this.#query<{ oid: string; is_primary: boolean; columns: string[] }>(
       `SELECT i.indrelid::int8 AS oid, i.indisprimary AS is_primary,
-              array_agg(a.attname ORDER BY k.ordinality) AS columns
+              array_agg(a.attname::text ORDER BY k.ordinality) AS columns
          FROM pg_index i
          JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ordinality)

@@ -80,16 +80,16 @@ export class SqliteDialect implements Dialect {
   async insertActiveKey(keyId: string, canary: string): Promise<KeyRow> {
     return this.#run(() => this.#db.transaction(() => {
       const select = this.#db.prepare(selectKeyByDigestSql(this.keysTable, sqlitePlaceholder));
-      const existing = select.get(keyId) as RawKeyRow | undefined;
+      const existing = select.get({ p1: keyId }) as RawKeyRow | undefined;
       if (existing !== undefined) return toKeyRow(existing);
-      this.#db.prepare(insertKeySql(this.keysTable, sqlitePlaceholder)).run(keyId, canary);
-      return toKeyRow(select.get(keyId) as RawKeyRow);
+      this.#db.prepare(insertKeySql(this.keysTable, sqlitePlaceholder)).run({ p1: keyId, p2: canary });
+      return toKeyRow(select.get({ p1: keyId }) as RawKeyRow);
     }).immediate(), "insert key row");
   }
 
   async revokeKey(keyId: string): Promise<"revoked" | "not-active"> {
     try {
-      const result = this.#db.prepare(revokeKeySql(this.keysTable, sqlitePlaceholder)).run(keyId);
+      const result = this.#db.prepare(revokeKeySql(this.keysTable, sqlitePlaceholder)).run({ p1: keyId });
       return result.changes === 1 ? "revoked" : "not-active";
     } catch (error) {
       if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
