@@ -41,6 +41,7 @@ export interface OperationResult {
   plan: OperationPlan;
   tables: TableOutcome[];
   rowsWritten: number;
+  valuesWritten: number;
   undecryptable: RunOutcome["undecryptable"];
   unresolvedConflicts: number;
   keysInserted: string[];
@@ -67,6 +68,7 @@ export function emptyResult(command: string, plan: OperationPlan, status: Operat
     plan,
     tables: [],
     rowsWritten: 0,
+    valuesWritten: 0,
     undecryptable: [],
     unresolvedConflicts: 0,
     keysInserted: [],

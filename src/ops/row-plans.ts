@@ -26,7 +26,7 @@ function openField(keyring: Keyring, field: StoredField): { ok: true; plaintext:
  */
 function planRow(row: BatchRow, table: EncryptedTable, planField: (field: StoredField, index: number) => FieldPlan): RowPlan {
   const next: StoredField[] = [];
-  let changed = false;
+  let changedValues = 0;
   for (let index = 0; index < row.fields.length; index++) {
     const field = row.fields[index] as StoredField;
     const plan = planField(field, index);
@@ -34,9 +34,9 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
       return { kind: "fail", failure: { column: table.columns[index]?.column ?? "?", keyId: field.keyId, reason: plan.reason } };
     }
     next.push(plan.field);
-    changed ||= plan.changed;
+    if (plan.changed) changedValues++;
   }
-  return changed ? { kind: "write", next } : { kind: "skip" };
+  return changedValues > 0 ? { kind: "write", next, changedValues } : { kind: "skip" };
 }
 
 /** rotate: everything ends under the new key; plaintext is encrypted unless its rule keeps it. */

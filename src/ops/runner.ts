@@ -15,7 +15,8 @@ export interface RowFailure {
   reason: string;
 }
 
-export type RowPlan = { kind: "write"; next: RowWrite["next"] } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
+/** `changedValues` counts the fields the write changes: progress is measured in values, like the plan. */
+export type RowPlan = { kind: "write"; next: RowWrite["next"]; changedValues: number } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
 
 export type BatchAction =
   | { kind: "rewrite"; planRow: (row: BatchRow, table: EncryptedTable) => RowPlan }
@@ -36,7 +37,10 @@ export interface RunOptions {
 
 export interface TableOutcome {
   table: string;
+  /** Rows written (rows deleted or cleared, for delete). */
   written: number;
+  /** Values changed: a row with two re-encrypted columns counts two. */
+  valuesWritten: number;
   conflicts: number;
   undecryptable: number;
 }
@@ -50,7 +54,7 @@ export interface RunOutcome {
 }
 
 export async function runBatches(dialect: Dialect, tables: EncryptedTable[], options: RunOptions): Promise<RunOutcome> {
-  const outcomes = new Map<string, TableOutcome>(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, conflicts: 0, undecryptable: 0 }]));
+  const outcomes = new Map<string, TableOutcome>(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, valuesWritten: 0, conflicts: 0, undecryptable: 0 }]));
   const undecryptable: RunOutcome["undecryptable"] = [];
   const reported = new Set<string>();
   const totalRows = [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0);
@@ -64,7 +68,7 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
       const outcome = outcomes.get(label) as TableOutcome;
       const tableRows = options.expectedRows.get(label) ?? 0;
       if (pass === 1) options.emit({ type: "table-start", table: label, rows: tableRows });
-      let tableDone = outcome.written;
+      let tableDone = outcome.valuesWritten;
       let after: RowKey | undefined;
       for (;;) {
         if (options.shouldStop()) return { tables: [...outcomes.values()], stoppedEarly: true, unresolvedConflicts: conflictsThisPass, undecryptable };
@@ -82,10 +86,11 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
           options.emit({ type: "undecryptable", table: label, column: failed.failure.column, rowKey, keyId: failed.failure.keyId, reason: failed.failure.reason });
         }
         outcome.written += batch.written;
+        outcome.valuesWritten += batch.valuesWritten;
         outcome.conflicts += batch.conflicts;
         conflictsThisPass += batch.conflicts;
-        tableDone += batch.written;
-        progress.done += batch.written;
+        tableDone += batch.valuesWritten;
+        progress.done += batch.valuesWritten;
         options.emit({
           type: "batch",
           table: label,
@@ -114,20 +119,29 @@ async function applyBatch(
   table: EncryptedTable,
   rows: BatchRow[],
   action: BatchAction,
-): Promise<{ written: number; conflicts: number; failures: { rowKey: RowKey; failure: RowFailure }[] }> {
+): Promise<{ written: number; valuesWritten: number; conflicts: number; failures: { rowKey: RowKey; failure: RowFailure }[] }> {
   if (action.kind === "delete") {
     const changed = await dialect.deleteBatch(table, rows.map((row) => row.rowKey));
-    return { written: changed, conflicts: 0, failures: [] };
+    const encryptedValues = rows.reduce((sum, row) => sum + row.fields.filter((field) => field.keyId !== null && field.keyId !== "").length, 0);
+    // Rows that stopped being encrypted between read and delete are not counted.
+    const valuesWritten = changed === rows.length ? encryptedValues : Math.round((encryptedValues * changed) / rows.length);
+    return { written: changed, valuesWritten, conflicts: 0, failures: [] };
   }
   const writes: RowWrite[] = [];
+  const changedValues = new Map<RowKey, number>();
   const failures: { rowKey: RowKey; failure: RowFailure }[] = [];
   for (const row of rows) {
     const plan = action.planRow(row, table);
-    if (plan.kind === "write") writes.push({ rowKey: row.rowKey, expected: row.fields, next: plan.next });
-    else if (plan.kind === "fail") failures.push({ rowKey: row.rowKey, failure: plan.failure });
+    if (plan.kind === "write") {
+      writes.push({ rowKey: row.rowKey, expected: row.fields, next: plan.next });
+      changedValues.set(row.rowKey, plan.changedValues);
+    } else if (plan.kind === "fail") failures.push({ rowKey: row.rowKey, failure: plan.failure });
   }
   const outcome = await dialect.writeBatch(table, writes);
-  return { written: outcome.written, conflicts: outcome.conflicts.length, failures };
+  let valuesWritten = 0;
+  for (const [rowKey, values] of changedValues) valuesWritten += values;
+  for (const rowKey of outcome.conflicts) valuesWritten -= changedValues.get(rowKey) ?? 0;
+  return { written: outcome.written, valuesWritten, conflicts: outcome.conflicts.length, failures };
 }
 
 /** Row keys are how problems are reported: never by value. */

@@ -72,6 +72,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     ...emptyResult(plan.command, plan, status, startedAt),
     tables: outcome.tables,
     rowsWritten: outcome.tables.reduce((sum, table) => sum + table.written, 0),
+    valuesWritten: outcome.tables.reduce((sum, table) => sum + table.valuesWritten, 0),
     undecryptable: outcome.undecryptable,
     unresolvedConflicts: outcome.unresolvedConflicts,
     keysInserted,

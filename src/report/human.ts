@@ -27,7 +27,7 @@ export function formatResult(result: OperationResult): string {
   if (result.status === "dry-run") lines.push(formatPlan(result.plan));
   for (const table of result.tables) {
     const extra = [table.conflicts ? `${table.conflicts} changed underneath` : "", table.undecryptable ? `${table.undecryptable} undecryptable` : ""].filter(Boolean).join(", ");
-    lines.push(`  ${table.table}: ${table.written} row(s) written${extra ? ` (${extra})` : ""}`);
+    lines.push(`  ${table.table}: ${table.written} row(s), ${table.valuesWritten} value(s)${extra ? ` (${extra})` : ""}`);
   }
   for (const failure of result.undecryptable.slice(0, 50)) {
     lines.push(`  undecryptable: ${failure.table}.${failure.failure.column} row ${JSON.stringify(failure.rowKey)} key ${failure.failure.keyId ?? "-"}: ${failure.failure.reason}`);
@@ -36,7 +36,7 @@ export function formatResult(result: OperationResult): string {
   for (const keyId of result.keysInserted) lines.push(`  inserted key ${keyId}`);
   for (const keyId of result.keysRevoked) lines.push(`  revoked key ${keyId}`);
   for (const kept of result.keysKept) lines.push(`  kept key ${kept.keyId}: ${kept.reason}`);
-  if (result.status !== "dry-run") lines.push(`  ${result.rowsWritten} row(s) in ${(result.elapsedMs / 1000).toFixed(1)}s`);
+  if (result.status !== "dry-run") lines.push(`  ${result.rowsWritten} row(s), ${result.valuesWritten} value(s) in ${(result.elapsedMs / 1000).toFixed(1)}s`);
   if (result.continueWith) lines.push(`  to continue: ${result.continueWith}`);
   return lines.join("\n");
 }

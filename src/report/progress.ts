@@ -15,7 +15,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
   if (options.mode === "silent") return { emit: () => undefined, close: () => undefined };
   let bar: cliProgress.SingleBar | undefined;
   let lastLineAt = 0;
-  const startedAt = Date.now();
+  let startedAt = Date.now();
   const say = (text: string) => {
     bar?.stop();
     bar = undefined;
@@ -24,6 +24,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
   const emit: EmitEvent = (event: DbcryptEvent) => {
     switch (event.type) {
       case "start":
+        startedAt = Date.now();
         say(`${event.command}: ${event.totalRows} value(s) to process in ${event.tables.length} table(s)`);
         return;
       case "key-inserted":
@@ -35,7 +36,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
       case "table-start":
         if (options.mode === "bar" && event.rows > 0) {
           bar = new cliProgress.SingleBar(
-            { stream: process.stderr, format: `${event.table} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}`, etaBuffer: 20, hideCursor: true, clearOnComplete: false },
+            { stream: process.stderr, format: `${event.table} [{bar}] {value}/{total} values | {rate} values/s | ETA {eta_formatted}`, etaBuffer: 20, hideCursor: true, clearOnComplete: false },
             cliProgress.Presets.shades_classic,
           );
           bar.start(event.rows, 0, { rate: "0" });
@@ -49,7 +50,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
           bar.update(event.tableDone, { rate: String(rate) });
         } else if (options.mode === "lines" && Date.now() - lastLineAt >= options.lineIntervalMs) {
           lastLineAt = Date.now();
-          process.stderr.write(`${event.table}: ${event.tableDone}/${event.tableRows} rows; total ${event.done}/${event.totalRows}; ${rate} rows/s\n`);
+          process.stderr.write(`${event.table}: ${event.tableDone}/${event.tableRows} values; total ${event.done}/${event.totalRows}; ${rate} values/s\n`);
         }
         return;
       }
