@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DbcryptError } from "../errors.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type Session } from "../ops/session.js";
+import { redactUrl } from "../db/target.js";
 import type { EmitEvent } from "../report/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
@@ -89,6 +90,7 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
     dryRun: Boolean(flags.dryRun),
     emit,
     shouldStop: () => stop.shouldStop(),
+    stopReason: () => stop.reason,
     confirm: async (plan: OperationPlan) => {
       if (!flags.quiet && !flags.json) process.stderr.write(`${formatPlan(plan)}\n`);
       await confirmStep(`${command} ${plan.totalRows} value(s) on ${plan.target}?`, { yes: Boolean(flags.yes), command, severe: command !== "rotate" });
@@ -98,7 +100,27 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
   return { request, close: progress.close };
 }
 
+const KEY_FLAGS = new Set(["--new-key", "--old-keys", "--keys"]);
+
+/**
+ * The exact command to continue a run that stopped: the same arguments, with key values replaced
+ * (unless they are @FILE references) and the database URL's password removed.
+ */
+export function continueCommand(argv: readonly string[]): string {
+  const args = argv.slice(2);
+  const shown = args.map((arg, index) => {
+    const previous = args[index - 1] ?? "";
+    const [flag, inlineValue] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [undefined, undefined];
+    if (flag !== undefined && KEY_FLAGS.has(flag)) return inlineValue?.startsWith("@") ? arg : `${flag}=<key>`;
+    if (KEY_FLAGS.has(previous)) return arg.startsWith("@") ? arg : "<key>";
+    if (previous === "--db" || flag === "--db") return flag ? `--db=${redactUrl(inlineValue ?? "")}` : redactUrl(arg);
+    return arg;
+  });
+  return ["dbcrypt", ...shown].map((part) => (/^[\w@%+=:,./<>-]+$/.test(part) ? part : `'${part.replace(/'/g, "'\\''")}'`)).join(" ");
+}
+
 export function printResult(flags: GlobalFlags, result: OperationResult): number {
+  if (result.continueWith !== undefined) result.continueWith = continueCommand(process.argv);
   if (flags.json) writeStdout(JSON.stringify({ version: 1, ...result }, null, 2));
   else writeStdout(formatResult(result));
   return result.exitCode;

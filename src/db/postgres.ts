@@ -299,8 +299,6 @@ async function openClient(url: string, applicationName: string, limits: Postgres
     connectionString: url,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
-    // Session settings only: dbcrypt never changes server-wide configuration.
-    options: `-c lock_timeout=${limits.lockTimeoutMs} -c statement_timeout=${limits.statementTimeoutMs} -c idle_in_transaction_session_timeout=${limits.idleInTransactionTimeoutMs}`,
   });
   // An idle client whose server goes away emits 'error'; without a listener that kills the process
   // before the failing query can report it properly.
@@ -310,6 +308,17 @@ async function openClient(url: string, applicationName: string, limits: Postgres
   } catch (error) {
     await client.end().catch(() => undefined);
     throw describeConnectFailure(error, url);
+  }
+  // Session settings only, set with SET rather than the startup packet's options, which some
+  // connection poolers reject. dbcrypt never changes server-wide configuration.
+  try {
+    await client.query(
+      `SET lock_timeout = ${limits.lockTimeoutMs}; SET statement_timeout = ${limits.statementTimeoutMs}; ` +
+        `SET idle_in_transaction_session_timeout = ${limits.idleInTransactionTimeoutMs}`,
+    );
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw toDbcryptError(error, "set session timeouts");
   }
   return client;
 }

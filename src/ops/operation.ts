@@ -12,6 +12,8 @@ export interface WriteRequest {
   dryRun: boolean;
   emit: EmitEvent;
   shouldStop: () => boolean;
+  /** Why shouldStop turned true, for the summary. */
+  stopReason: () => "signal" | "deadline" | undefined;
   /** Resolves to continue; throws (cancelled / confirmation_required) to stop before any write. */
   confirm: (plan: OperationPlan) => Promise<void>;
 }
@@ -48,6 +50,8 @@ export interface OperationResult {
   keysRevoked: string[];
   keysKept: { keyId: string; reason: string }[];
   elapsedMs: number;
+  /** done, or why the run ended early. */
+  stopReason: "done" | "signal" | "deadline";
   exitCode: ExitCode;
   /** The command to run next, when the run did not finish. */
   continueWith: string | undefined;
@@ -75,6 +79,7 @@ export function emptyResult(command: string, plan: OperationPlan, status: Operat
     keysRevoked: [],
     keysKept: [],
     elapsedMs: Date.now() - startedAt,
+    stopReason: "done",
     exitCode: ExitCode.ok,
     continueWith: undefined,
   };

@@ -78,11 +78,11 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     keysInserted,
     keysRevoked,
     keysKept,
+    stopReason: outcome.stoppedEarly ? (request.stopReason() ?? "signal") : "done",
     exitCode,
     continueWith: exitCode === 0 ? undefined : spec.continueWith,
   };
-  const why = outcome.stoppedEarly ? "signal" : "done";
-  request.emit({ type: "stop", reason: outcome.stoppedEarly ? why : "done", message: status });
+  request.emit({ type: "stop", reason: result.stopReason, message: status });
   return result;
 }
 

@@ -19,7 +19,7 @@ export function formatResult(result: OperationResult): string {
     "done": `${result.command}: done`,
     "nothing-to-do": `${result.command}: nothing to do`,
     "dry-run": `${result.command}: dry run, nothing written`,
-    "stopped": `${result.command}: stopped before finishing; re-run to continue`,
+    "stopped": `${result.command}: stopped by ${result.stopReason === "deadline" ? "--max-duration" : "a signal"} before finishing; re-run to continue`,
     "incomplete": `${result.command}: rows kept changing underneath; re-run to finish them`,
     "failed-rows": `${result.command}: finished, but some rows could not be decrypted and were left unchanged`,
   };
