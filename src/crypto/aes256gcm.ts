@@ -19,6 +19,8 @@ export type OpenResult = { ok: true; plaintext: Buffer } | { ok: false; failure:
 const sharedNonces = new NoncePool(NONCE_BYTES);
 
 export function sealAes256Gcm(key: Uint8Array, plaintext: string | Buffer, nonce: Buffer = sharedNonces.next()): string {
+  // GCM takes other nonce lengths, but open() (and Coder) read exactly 12 bytes back.
+  if (nonce.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   const body = typeof plaintext === "string" ? cipher.update(plaintext, "utf8") : cipher.update(plaintext);
   const tail = cipher.final();
@@ -26,6 +28,8 @@ export function sealAes256Gcm(key: Uint8Array, plaintext: string | Buffer, nonce
 }
 
 export function openAes256Gcm(key: Uint8Array, stored: string): OpenResult {
+  // Go decodes "" (and bare CR/LF) to zero bytes, which Coder reports as "ciphertext too short".
+  if (stored.replace(/[\r\n]/g, "") === "") return { ok: false, failure: "too_short" };
   const blob = decodeStrictBase64(stored);
   if (blob === undefined) return { ok: false, failure: "not_base64" };
   if (blob.length < NONCE_BYTES) return { ok: false, failure: "too_short" };

@@ -19,7 +19,8 @@ export function qualifiedTable(table: { ref: { schema: string | undefined; name:
   return table.ref.schema === undefined ? quoteIdent(table.ref.name) : `${quoteIdent(table.ref.schema)}.${quoteIdent(table.ref.name)}`;
 }
 
-const ASCII_WHITESPACE = "E' \\t\\n\\r\\v\\f'";
+// \x0B rather than \v: PostgreSQL documents no \v escape, and an older server may read it as 'v'.
+const ASCII_WHITESPACE = "E' \\t\\n\\r\\x0B\\f'";
 
 function isPlaintextKeyId(keyIdExpr: string): string {
   return `NULLIF(${keyIdExpr}, '') IS NULL`;

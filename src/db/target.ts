@@ -19,25 +19,33 @@ export function parseDatabaseTarget(input: string | undefined): DatabaseTarget {
     return { kind: "sqlite", path };
   }
   if (SQLITE_EXTENSIONS.some((extension) => input.toLowerCase().endsWith(extension))) return { kind: "sqlite", path: input };
-  throw new DbcryptError("bad_database_url", `cannot tell what database ${describeTarget(input)} is`, {
+  throw new DbcryptError("bad_database_url", `cannot tell what database ${describeTarget(input)} names`, {
     hint: "use a postgres:// or postgresql:// URL, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3",
   });
 }
 
-/** Connection strings carry passwords; everything we print goes through here first. */
+/**
+ * Connection strings carry passwords; everything we print goes through here first. Works on the
+ * raw text rather than URL parsing, because a password with an unencoded '/', '?' or '#' makes
+ * the URL parse differently (or not at all) and would slip through.
+ */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    for (const name of [...parsed.searchParams.keys()]) {
-      if (/pass|secret|key/i.test(name)) parsed.searchParams.set(name, "***");
-    }
-    return parsed.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ":***@");
+  const schemeEnd = url.indexOf("://");
+  if (schemeEnd < 0) return url;
+  const afterScheme = url.slice(schemeEnd + 3);
+  const userInfoEnd = afterScheme.lastIndexOf("@");
+  let redacted = url;
+  if (userInfoEnd >= 0) {
+    const userInfo = afterScheme.slice(0, userInfoEnd);
+    const colon = userInfo.indexOf(":");
+    const user = colon >= 0 ? userInfo.slice(0, colon) : userInfo;
+    redacted = `${url.slice(0, schemeEnd + 3)}${colon >= 0 ? `${user}:***` : user}@${afterScheme.slice(userInfoEnd + 1)}`;
   }
+  return redacted.replace(/([?&][^=&#]*(?:pass|secret|key|token)[^=&#]*=)[^&#]*/gi, "$1***");
 }
 
+/** Names an unrecognised --db value without echoing it: it may be a DSN with a password in it. */
 export function describeTarget(input: string): string {
-  return /^[a-z]+:\/\//i.test(input) ? redactUrl(input) : input;
+  const scheme = /^([a-z][a-z0-9+.-]{0,15}):/i.exec(input)?.[1];
+  return scheme === undefined ? "the --db value" : `the --db value (scheme "${scheme}:")`;
 }

@@ -32,8 +32,23 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
     if (tableConfig?.exclude) continue;
     const presetRules = preset === "coder" ? CODER_PRESET[table.name] : undefined;
     const columns = encryptedColumnsOf(table, tableConfig, presetRules);
+    const unmapped = unmappedForeignKeys(table, columns, tableConfig);
+    if (unmapped.length > 0) {
+      // A key-id column dbcrypt cannot pair with its data would block every revoke later, after
+      // the data was rewritten (Coder's #25381); refuse it up front instead.
+      refused.push({
+        ref: table,
+        columns: unmapped,
+        reason: `has key-id column(s) ${unmapped.join(", ")} with a foreign key to ${keysTable} but no text data column named without "_key_id"; map them with "keyIdColumn" in the config file, or exclude the table`,
+      });
+      continue;
+    }
     if (columns.length === 0) continue;
-    const rowKey = tableConfig?.rowKey ?? table.primaryKey ?? table.uniqueNotNullKeys[0];
+    // SQLite lets PRIMARY KEY columns hold NULL; a unique NOT NULL key always addresses every row.
+    const notNullPrimaryKey = table.primaryKey?.every((name) => table.columns.some((column) => column.name === name && !column.nullable))
+      ? table.primaryKey
+      : undefined;
+    const rowKey = tableConfig?.rowKey ?? notNullPrimaryKey ?? table.uniqueNotNullKeys[0] ?? table.primaryKey;
     if (rowKey === undefined || rowKey.length === 0) {
       refused.push({
         ref: table,
@@ -54,6 +69,15 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   return { tables, refused, preset };
 }
 
+/** Foreign-key columns to the keys table that no encrypted column uses and the config did not exclude. */
+function unmappedForeignKeys(table: CatalogTable, columns: EncryptedColumn[], tableConfig: TableConfig | undefined): string[] {
+  const mapped = new Set(columns.map((column) => column.keyIdColumn));
+  const excluded = new Set(
+    Object.entries(tableConfig?.columns ?? {}).filter(([, column]) => column.exclude).map(([name]) => `${name}${KEY_ID_SUFFIX}`),
+  );
+  return table.keysTableForeignKeys.map((foreignKey) => foreignKey.column).filter((column) => !mapped.has(column) && !excluded.has(column));
+}
+
 function choosePreset(catalog: CatalogTable[], config: DbcryptConfig): "coder" | "none" {
   if (config.preset === "coder" || config.preset === "none") return config.preset;
   const looksLikeCoder = catalog.some(
@@ -70,13 +94,14 @@ function encryptedColumnsOf(
   const found = new Map<string, EncryptedColumn>();
   const columnByName = new Map(table.columns.map((column) => [column.name, column]));
   const add = (dataColumn: CatalogColumn, keyIdColumn: string, source: EncryptedColumn["source"]) => {
+    const presetClear = presetRules?.clearTo && dataColumn.name in presetRules.clearTo ? (presetRules.clearTo[dataColumn.name] ?? null) : undefined;
     found.set(dataColumn.name, {
       column: dataColumn.name,
       keyIdColumn,
       keepPlaintext: presetRules?.keepPlaintext?.[dataColumn.name] ?? "never",
-      clearTo: presetRules?.clearTo && dataColumn.name in presetRules.clearTo
-        ? (presetRules.clearTo[dataColumn.name] ?? null)
-        : defaultClearValue(dataColumn),
+      // A preset's null is for the nullable column of current Coder; a schema version where the
+      // column is NOT NULL gets the column default instead of an error the operator never caused.
+      clearTo: presetClear === undefined || (presetClear === null && !dataColumn.nullable) ? defaultClearValue(dataColumn) : presetClear,
       source,
     });
   };
@@ -93,11 +118,12 @@ function encryptedColumnsOf(
     if (dataColumn?.isText && !found.has(dataColumn.name)) add(dataColumn, keyIdColumn.name, "naming-rule");
   }
   for (const [columnName, columnConfig] of Object.entries(tableConfig?.columns ?? {})) {
+    // Checked before exclude too: a misspelt exclude must fail, not leave the real column in.
+    const dataColumn = requireColumn(table, columnName, "config");
     if (columnConfig.exclude) {
       found.delete(columnName);
       continue;
     }
-    const dataColumn = requireColumn(table, columnName, "config");
     const keyIdColumn = columnConfig.keyIdColumn ?? found.get(columnName)?.keyIdColumn ?? `${columnName}${KEY_ID_SUFFIX}`;
     requireColumn(table, keyIdColumn, "config");
     if (!found.has(columnName)) add(dataColumn, keyIdColumn, "config");

@@ -1,0 +1,51 @@
+/** The commander argument parsers for --max-duration and --batch-size. */
+import { InvalidArgumentError } from "commander";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_BATCH_SIZE, parseDuration, parsePositiveInteger } from "../../src/cli/common.js";
+
+describe("parseDuration", () => {
+  it.each([
+    ["250ms", 250],
+    ["1s", 1_000],
+    ["90s", 90_000],
+    ["45m", 2_700_000],
+    ["2h", 7_200_000],
+    ["1.5h", 5_400_000],
+    ["0.5s", 500],
+    ["36h", 129_600_000],
+  ])("%s is %i ms", (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(["", "10", "s", "ms", "1d", "1w", "-1s", "+1s", "1 s", " 1s", "1s ", "1S", "1H", "1e3s", "1.s", ".5s", "1h30m", "1,5s", "one s", "Infinitys", "NaNs"])(
+    "rejects %j with a commander InvalidArgumentError",
+    (text) => {
+      expect(() => parseDuration(text)).toThrow(InvalidArgumentError);
+      expect(() => parseDuration(text)).toThrow("must be a duration such as 90s, 45m or 2h");
+    },
+  );
+});
+
+describe("parsePositiveInteger", () => {
+  it.each([
+    ["1", 1],
+    ["7", 7],
+    ["1000", 1000],
+    ["999999", 999_999],
+    ["1000000", 1_000_000],
+  ])("%s", (text, value) => {
+    expect(parsePositiveInteger(text)).toBe(value);
+  });
+
+  it.each(["", "0", "00", "01", "-1", "+1", "1.0", "1.5", "1e3", "0x10", " 1", "1 ", "1_000", "1,000", "1000001", "99999999999999999999", "abc", "Infinity"])(
+    "rejects %j",
+    (text) => {
+      expect(() => parsePositiveInteger(text)).toThrow(InvalidArgumentError);
+      expect(() => parsePositiveInteger(text)).toThrow("must be a whole number from 1 to 1000000");
+    },
+  );
+
+  it("accepts the default batch size", () => {
+    expect(parsePositiveInteger(String(DEFAULT_BATCH_SIZE))).toBe(DEFAULT_BATCH_SIZE);
+  });
+});
