@@ -17,6 +17,12 @@ export interface StoredField {
 
 export interface BatchRow {
   rowKey: RowKey;
+  /**
+   * A token that changes whenever the row changes (PostgreSQL's xmin), when the database has one.
+   * Comparing it is the cheap compare-and-swap: no old values travel back to the server. It also
+   * trips on changes to other columns, which only costs a retry.
+   */
+  version?: string;
   /** One per EncryptedTable.columns entry, in the same order. */
   fields: StoredField[];
 }
@@ -29,6 +35,7 @@ export type BatchFilter =
 
 export interface RowWrite {
   rowKey: RowKey;
+  version?: string;
   /** What was read: the write happens only if the row still holds exactly this. */
   expected: StoredField[];
   next: StoredField[];

@@ -45,6 +45,7 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
   const select = [
     ...table.rowKey.map((name) => `t.${quoteIdent(name)}::text`),
     ...table.columns.flatMap((column) => [`t.${quoteIdent(column.column)}`, `t.${quoteIdent(column.keyIdColumn)}`]),
+    "t.xmin::text",
   ];
   let keyIdParam = "";
   if (filter.kind === "not-under-key") {
@@ -91,6 +92,32 @@ export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expe
     `WHERE ${where.join(" AND ")} ` +
     `RETURNING ${table.rowKey.map((name) => `t.${quoteIdent(name)}::text`).join(", ")}`;
   return { text, values: arrays };
+}
+
+/**
+ * Compare-and-swap on the row version: the row is written only if its xmin is still the one read,
+ * i.e. no transaction has changed the row since. Under READ COMMITTED a concurrent writer's update
+ * makes PostgreSQL re-check this condition against the new row version, which then fails.
+ */
+export function updateBatchByVersionSql(table: EncryptedTable, rowKeys: unknown[][], versions: unknown[], next: unknown[][]): SqlStatement {
+  const keyAliases = table.rowKey.map((_, index) => `k${index}`);
+  const nextAliases = table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]);
+  const aliases = [...keyAliases, "ver", ...nextAliases];
+  const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
+  const set = table.columns.flatMap((column, index) => [
+    `${quoteIdent(column.column)} = v.nv${index}`,
+    `${quoteIdent(column.keyIdColumn)} = v.nk${index}`,
+  ]);
+  const where = [
+    ...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`),
+    "t.xmin = v.ver::xid",
+  ];
+  const text =
+    `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} ` +
+    `FROM unnest(${unnestArgs}) AS v(${aliases.join(", ")}) ` +
+    `WHERE ${where.join(" AND ")} ` +
+    `RETURNING ${table.rowKey.map((name) => `t.${quoteIdent(name)}::text`).join(", ")}`;
+  return { text, values: [...rowKeys, versions, ...next] };
 }
 
 export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): SqlStatement {

@@ -14,7 +14,7 @@ import {
   selectKeyByDigestSql,
   selectKeysSql,
 } from "./keys-table-sql.js";
-import { censusSql, deleteBatchSql, selectBatchSql, updateBatchSql } from "./postgres-sql.js";
+import { censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
 import { redactUrl } from "./target.js";
 
 export interface PostgresSessionLimits {
@@ -195,7 +195,7 @@ export class PostgresDialect implements Dialect {
         value: cells[keyWidth + index * 2] as string | null,
         keyId: cells[keyWidth + index * 2 + 1] as string | null,
       }));
-      return { rowKey: cells.slice(0, keyWidth), fields };
+      return { rowKey: cells.slice(0, keyWidth), fields, version: cells[keyWidth + table.columns.length * 2] as string };
     });
   }
 
@@ -210,7 +210,10 @@ export class PostgresDialect implements Dialect {
       writes.map((write) => write.next[index]?.value ?? null),
       writes.map((write) => write.next[index]?.keyId ?? null),
     ]);
-    const statement = updateBatchSql(table, rowKeys, expected, next);
+    const versions = writes.map((write) => write.version);
+    const statement = versions.every((version) => version !== undefined)
+      ? updateBatchByVersionSql(table, rowKeys, versions, next)
+      : updateBatchSql(table, rowKeys, expected, next);
     const result = await this.#queryArrays(statement.text, statement.values, `write ${tableLabel(table.ref)}`);
     const writtenKeys = new Set(result.rows.map((cells) => JSON.stringify(cells)));
     const conflicts = writes.filter((write) => !writtenKeys.has(JSON.stringify(write.rowKey))).map((write) => write.rowKey);
@@ -295,6 +298,11 @@ export class PostgresDialect implements Dialect {
 }
 
 async function openClient(url: string, applicationName: string, limits: PostgresSessionLimits): Promise<pg.Client> {
+  if (!canParseConnectionString(url)) {
+    throw new DbcryptError("bad_database_url", `the PostgreSQL URL ${redactUrl(url)} cannot be parsed`, {
+      hint: "percent-encode special characters in the user and password (/ as %2F, @ as %40, # as %23, ? as %3F)",
+    });
+  }
   const client = new pg.Client({
     connectionString: url,
     application_name: applicationName,
@@ -334,6 +342,15 @@ function describeConnectFailure(error: unknown, url: string): DbcryptError {
     hint: "check the host, port and that the server is running",
     cause: error,
   });
+}
+
+function canParseConnectionString(url: string): boolean {
+  try {
+    new URL(url);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function lockObjectId(keysTable: string): number {

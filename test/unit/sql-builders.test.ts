@@ -22,6 +22,7 @@ import {
   qualifiedTable,
   quoteIdent,
   selectBatchSql,
+  updateBatchByVersionSql,
   updateBatchSql,
 } from "../../src/db/postgres-sql.js";
 import { censusSqlite, deleteRowSqlite, selectBatchSqlite, updateRowSqlite } from "../../src/db/sqlite-sql.js";
@@ -125,7 +126,7 @@ describe("quoteIdent / qualifiedTable", () => {
 describe("PostgreSQL batch builders, composite key (user_links)", () => {
   const select =
     'SELECT t."user_id"::text, t."login_type"::text, t."oauth_access_token", t."oauth_access_token_key_id", ' +
-    't."oauth_refresh_token", t."oauth_refresh_token_key_id" FROM "public"."user_links" AS t WHERE ';
+    't."oauth_refresh_token", t."oauth_refresh_token_key_id", t.xmin::text FROM "public"."user_links" AS t WHERE ';
   const notUnderKey =
     "(((t.\"oauth_access_token_key_id\" <> $1 AND t.\"oauth_access_token_key_id\" <> '') OR " +
     "(NULLIF(t.\"oauth_access_token_key_id\", '') IS NULL AND t.\"oauth_access_token\" IS NOT NULL)) OR " +
@@ -478,5 +479,25 @@ describe("keys-table statements", () => {
       expect(sql).toContain('"keys""; DROP TABLE x; --"');
       expect(skeleton(sql)).not.toMatch(/DROP|;|--/);
     }
+  });
+});
+
+describe("PostgreSQL compare-and-swap on the row version", () => {
+  it("sends only the new values and the xmin read, and matches on both the key and xmin", () => {
+    const table = {
+      ref: { schema: "public", name: "user_links" },
+      rowKey: ["user_id", "login_type"],
+      rowKeyTypes: ["uuid", "login_type"],
+      columns: [{ column: "oauth_access_token", keyIdColumn: "oauth_access_token_key_id", keepPlaintext: "never" as const, clearTo: "", source: "foreign-key" as const }],
+      deletePolicy: { action: "delete-row" as const },
+    };
+    const statement = updateBatchByVersionSql(table, [["u1"], ["github"]], ["123"], [["ct"], ["abc1234"]]);
+    expect(statement.text).toBe(
+      'UPDATE "public"."user_links" AS t SET "oauth_access_token" = v.nv0, "oauth_access_token_key_id" = v.nk0 ' +
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(k0, k1, ver, nv0, nk0) " +
+        'WHERE t."user_id" = v.k0::uuid AND t."login_type" = v.k1::login_type AND t.xmin = v.ver::xid ' +
+        'RETURNING t."user_id"::text, t."login_type"::text',
+    );
+    expect(statement.values).toEqual([["u1"], ["github"], ["123"], ["ct"], ["abc1234"]]);
   });
 });
