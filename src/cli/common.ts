@@ -70,6 +70,14 @@ export async function withSession<T>(flags: GlobalFlags, command: string, readOn
   }
 }
 
+/**
+ * A dry run only reads, so it opens the database read-only: it then works on a read-only SQLite
+ * file (or copy), and the database itself guarantees it cannot write.
+ */
+export function readOnlyFor(flags: { dryRun?: boolean }): boolean {
+  return Boolean(flags.dryRun);
+}
+
 export function writeStdout(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }

@@ -17,7 +17,7 @@ export function canPrompt(): boolean {
 export async function confirmStep(question: string, options: InteractionOptions & { command: string; severe: boolean }): Promise<void> {
   if (options.yes) return;
   if (!canPrompt()) {
-    throw new DbcryptError("confirmation_required", `${options.command} needs confirmation and there is no terminal to ask on`, {
+    throw new DbcryptError("confirmation_required", `${options.command} needs confirmation and there is no terminal to ask on: pass --yes`, {
       hint: "pass --yes to confirm (or --dry-run to only see the plan)",
     });
   }

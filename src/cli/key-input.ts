@@ -23,10 +23,27 @@ export function readKeyText(raw: string, label: string): string {
 export function parseKeyList(raw: string | undefined, flag: string): EncryptionKey[] {
   if (raw === undefined || raw === "") return [];
   const text = readKeyText(raw, flag);
-  return text
+  const keys = text
     .split(/[,\n]/)
     .filter((part, index, parts) => part !== "" || parts.length === 1 || index < parts.length - 1)
     .map((part, index) => EncryptionKey.parse(part, `${flag} key ${index + 1}`));
+  rejectRepeatedKeys(keys, flag);
+  return keys;
+}
+
+/**
+ * Two keys with one id would shadow each other (the keyring refuses them too), but only once a
+ * database is open; checking here reports it with its position before any connection is made.
+ */
+function rejectRepeatedKeys(keys: EncryptionKey[], flag: string): void {
+  keys.forEach((key, index) => {
+    const first = keys.findIndex((other) => other.id === key.id);
+    if (first < index) {
+      throw new DbcryptError("bad_key", `${flag} key ${index + 1} has the same key id (${key.id}) as key ${first + 1}`, {
+        hint: "give each key once",
+      });
+    }
+  });
 }
 
 export function parseSingleKey(raw: string | undefined, flag: string): EncryptionKey | undefined {

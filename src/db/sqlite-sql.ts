@@ -76,3 +76,8 @@ export function censusSqlite(table: EncryptedTable, column: { column: string; ke
     `FROM ${tableName(table)} GROUP BY 1`
   );
 }
+
+/** One row whose key has a NULL part, if any: such rows cannot be addressed by that key. */
+export function nullKeyProbeSqlite(table: string, columns: string[]): string {
+  return `SELECT 1 FROM ${quoteIdent(table)} WHERE ${columns.map((column) => `${quoteIdent(column)} IS NULL`).join(" OR ")} LIMIT 1`;
+}

@@ -15,7 +15,7 @@ import {
   sqlitePlaceholder,
 } from "./keys-table-sql.js";
 import { acquireLockFile } from "./lock-file.js";
-import { censusSqlite, deleteRowSqlite, selectBatchSqlite, updateRowSqlite } from "./sqlite-sql.js";
+import { censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite } from "./sqlite-sql.js";
 
 export interface SqliteOptions {
   readOnly: boolean;
@@ -123,12 +123,25 @@ export class SqliteDialect implements Dialect {
       schema: undefined,
       name,
       columns: columns.map((column) => ({ name: column.name, dataType: column.type, isText: hasTextAffinity(column.type), nullable: !notNull.has(column.name) })),
-      primaryKey: primaryKey.length > 0 ? primaryKey : undefined,
+      primaryKey: primaryKey.length > 0 && !this.#keyHoldsNull(name, primaryKey.filter((column) => !notNull.has(column)))
+        ? primaryKey
+        : undefined,
       uniqueNotNullKeys,
       keysTableForeignKeys: foreignKeys
         .filter((foreignKey) => foreignKey.parent === this.keysTable && foreignKey.to_column === "active_key_digest" && columnsPerForeignKey.get(foreignKey.id) === 1)
         .map((foreignKey) => ({ column: foreignKey.from_column, constraint: `${name}.${foreignKey.from_column} -> ${this.keysTable}.active_key_digest` })),
     };
+  }
+
+  /**
+   * SQLite, unlike PostgreSQL, lets a rowid table's PRIMARY KEY columns hold NULL unless they are
+   * declared NOT NULL. A row with a NULL key part cannot be addressed (NULL = NULL is not true) and
+   * ends a keyset walk early (a comparison with NULL is never true), silently skipping the rows
+   * after it. Such a key is not used: the table needs another unique NOT NULL key, or is refused.
+   */
+  #keyHoldsNull(table: string, nullableColumns: string[]): boolean {
+    if (nullableColumns.length === 0) return false;
+    return this.#db.prepare(nullKeyProbeSqlite(table, nullableColumns)).get() !== undefined;
   }
 
   async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {

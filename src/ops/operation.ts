@@ -57,11 +57,16 @@ export interface OperationResult {
   continueWith: string | undefined;
 }
 
-export function statusFromOutcome(outcome: RunOutcome | undefined): { status: OperationStatus; exitCode: ExitCode } {
+/**
+ * `keysKept` counts keys the run meant to revoke but found still in use. Past undecryptable rows,
+ * that means values arrived under an old key after the walk passed them (an application still
+ * writing with it): the run is not finished, and exit 0 would tell automation to drop that key.
+ */
+export function statusFromOutcome(outcome: RunOutcome | undefined, keysKept = 0): { status: OperationStatus; exitCode: ExitCode } {
   if (outcome === undefined) return { status: "done", exitCode: ExitCode.ok };
   if (outcome.stoppedEarly) return { status: "stopped", exitCode: ExitCode.stopped };
   if (outcome.undecryptable.length > 0) return { status: "failed-rows", exitCode: ExitCode.refused };
-  if (outcome.unresolvedConflicts > 0) return { status: "incomplete", exitCode: ExitCode.stopped };
+  if (outcome.unresolvedConflicts > 0 || keysKept > 0) return { status: "incomplete", exitCode: ExitCode.stopped };
   return { status: "done", exitCode: ExitCode.ok };
 }
 

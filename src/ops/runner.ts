@@ -71,6 +71,7 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
       let tableDone = outcome.valuesWritten;
       let after: RowKey | undefined;
       for (;;) {
+        await yieldToEventLoop();
         if (options.shouldStop()) return { tables: [...outcomes.values()], stoppedEarly: true, unresolvedConflicts: conflictsThisPass, undecryptable };
         const rows = await dialect.readBatch(table, options.filter, after, options.batchSize);
         if (rows.length === 0) break;
@@ -114,6 +115,14 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
   return { tables: [...outcomes.values()], stoppedEarly: false, unresolvedConflicts: conflictsThisPass, undecryptable };
 }
 
+/**
+ * A synchronous driver (better-sqlite3) resolves every await at once, so without a macrotask turn
+ * here signal handlers would not run until the whole walk had finished: Ctrl-C would be ignored.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 async function applyBatch(
   dialect: Dialect,
   table: EncryptedTable,
@@ -133,7 +142,7 @@ async function applyBatch(
   for (const row of rows) {
     const plan = action.planRow(row, table);
     if (plan.kind === "write") {
-      writes.push({ rowKey: row.rowKey, expected: row.fields, next: plan.next });
+      writes.push({ rowKey: row.rowKey, version: row.version, expected: row.fields, next: plan.next });
       changedValues.set(row.rowKey, plan.changedValues);
     } else if (plan.kind === "fail") failures.push({ rowKey: row.rowKey, failure: plan.failure });
   }

@@ -67,7 +67,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
       }
     }
   }
-  const { status, exitCode } = statusFromOutcome(outcome);
+  const { status, exitCode } = statusFromOutcome(outcome, keysKept.length);
   const result: OperationResult = {
     ...emptyResult(plan.command, plan, status, startedAt),
     tables: outcome.tables,

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { deleteEncrypted } from "../../ops/delete.js";
-import { addWriteOptions, printResult, withSession, writeRequest, type WriteFlags } from "../common.js";
+import { addWriteOptions, printResult, readOnlyFor, withSession, writeRequest, type WriteFlags } from "../common.js";
 import { StopController } from "../stop.js";
 
 export function registerDelete(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
@@ -15,7 +15,7 @@ export function registerDelete(program: Command, run: (body: () => Promise<numbe
       stop.install();
       const { request, close } = writeRequest(flags, "delete", stop);
       try {
-        const result = await withSession(flags, "delete", false, (session) => deleteEncrypted(session, request));
+        const result = await withSession(flags, "delete", readOnlyFor(flags), (session) => deleteEncrypted(session, request));
         return printResult(flags, result);
       } finally {
         close();

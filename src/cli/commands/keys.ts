@@ -4,7 +4,7 @@ import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError, ExitCode } from "../../errors.js";
 import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
-import { addGlobalOptions, note, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { addGlobalOptions, note, readOnlyFor, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
 import { readKeyText } from "../key-input.js";
 
@@ -54,7 +54,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
     .action((keyId: string, flags: GlobalFlags & { yes?: boolean; dryRun?: boolean }) =>
       run(async () => {
         if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", "keys revoke takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys list` shows the ids" });
-        const outcome = await withSession(flags, "keys revoke", false, (session) =>
+        const outcome = await withSession(flags, "keys revoke", readOnlyFor(flags), (session) =>
           revokeKey(session, {
             keyId,
             dryRun: Boolean(flags.dryRun),

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { DbcryptError } from "../../errors.js";
 import { rotate } from "../../ops/rotate.js";
-import { addWriteOptions, printResult, requireValue, withSession, writeRequest, type WriteFlags } from "../common.js";
+import { addWriteOptions, printResult, readOnlyFor, requireValue, withSession, writeRequest, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList, parseSingleKey } from "../key-input.js";
 import { StopController } from "../stop.js";
 
@@ -19,7 +19,7 @@ export function registerRotate(program: Command, run: (body: () => Promise<numbe
       .option("--old-keys <keys>", "comma-separated keys the data may be under now (env DBCRYPT_OLD_KEYS)"),
   ).action((flags: RotateFlags) =>
     run(async () => {
-      const newKey = requireValue(parseSingleKey(fromFlagOrEnv(flags.newKey, "DBCRYPT_NEW_KEY"), "--new-key"), "no new key given", "pass --new-key or set DBCRYPT_NEW_KEY");
+      const newKey = requireValue(parseSingleKey(fromFlagOrEnv(flags.newKey, "DBCRYPT_NEW_KEY"), "--new-key"), "no new key given: --new-key is required", "pass --new-key or set DBCRYPT_NEW_KEY");
       const oldKeys = parseKeyList(fromFlagOrEnv(flags.oldKeys, "DBCRYPT_OLD_KEYS"), "--old-keys");
       const repeated = oldKeys.findIndex((key) => key.id === newKey.id);
       if (repeated >= 0) throw new DbcryptError("bad_key", `--old-keys key ${repeated + 1} is the same as the new key`, { hint: "list the new key only in --new-key" });
@@ -27,7 +27,7 @@ export function registerRotate(program: Command, run: (body: () => Promise<numbe
       stop.install();
       const { request, close } = writeRequest(flags, "rotate", stop);
       try {
-        const result = await withSession(flags, "rotate", false, (session) => rotate(session, { ...request, newKey, oldKeys }));
+        const result = await withSession(flags, "rotate", readOnlyFor(flags), (session) => rotate(session, { ...request, newKey, oldKeys }));
         return printResult(flags, result);
       } finally {
         close();
