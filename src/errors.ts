@@ -66,14 +66,17 @@ export class DbcryptError extends Error {
   readonly hint: string | undefined;
   /** Extra lines (tables, key ids, counts) shown under the message; never values or keys. */
   readonly details: readonly string[];
+  /** A lock, statement or busy timeout, deadlock or serialization failure: trying again may work. */
+  readonly retryable: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: readonly string[]; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: readonly string[]; cause?: unknown; retryable?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "DbcryptError";
     this.code = code;
     this.exitCode = exitCodeByError[code];
     this.hint = options.hint;
     this.details = options.details ?? [];
+    this.retryable = options.retryable ?? false;
   }
 }
 

@@ -1,7 +1,10 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DbcryptError } from "../errors.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
-import { openSession, type Session } from "../ops/session.js";
+import { openSession, type Session, type SessionLimits } from "../ops/session.js";
+import { DEFAULT_POSTGRES_LIMITS } from "../db/postgres.js";
+import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
+import { EVENT_SCHEMA_VERSION } from "../report/events.js";
 import { redactUrl } from "../db/target.js";
 import type { EmitEvent } from "../report/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
@@ -23,6 +26,17 @@ export interface WriteFlags extends GlobalFlags {
   dryRun?: boolean;
   batchSize: number;
   maxDuration?: number;
+  sleep: number;
+  maxRowsPerSecond?: number;
+  maxReplicaLag?: number;
+  jsonEvents?: boolean;
+}
+
+export interface TimeoutFlags {
+  lockTimeout: number;
+  statementTimeout: number;
+  idleInTransactionTimeout: number;
+  busyTimeout: number;
 }
 
 export const DEFAULT_BATCH_SIZE = 1000;
@@ -34,7 +48,11 @@ export function addGlobalOptions(command: Command): Command {
     .option("--keys-table <name>", "name of the keys table (default dbcrypt_keys)")
     .option("--json", "print one JSON document on stdout instead of text")
     .option("-q, --quiet", "print only errors and the result")
-    .option("--no-color", "plain output (NO_COLOR is honoured too)");
+    .option("--no-color", "plain output (NO_COLOR is honoured too)")
+    .addOption(new Option("--lock-timeout <duration>", "PostgreSQL lock_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.lockTimeoutMs, "2s").argParser(parseDuration))
+    .addOption(new Option("--statement-timeout <duration>", "PostgreSQL statement_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.statementTimeoutMs, "2m").argParser(parseDuration))
+    .addOption(new Option("--idle-in-transaction-timeout <duration>", "PostgreSQL idle_in_transaction_session_timeout").default(DEFAULT_POSTGRES_LIMITS.idleInTransactionTimeoutMs, "1m").argParser(parseDuration))
+    .addOption(new Option("--busy-timeout <duration>", "SQLite: how long to wait for another writer's lock").default(DEFAULT_SQLITE_BUSY_TIMEOUT_MS, "5s").argParser(parseDuration));
 }
 
 export function addWriteOptions(command: Command): Command {
@@ -42,7 +60,11 @@ export function addWriteOptions(command: Command): Command {
     .option("-y, --yes", "confirm without a prompt (required when there is no TTY)")
     .option("--dry-run", "show the plan and write nothing")
     .addOption(new Option("--batch-size <rows>", "rows per batch transaction").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger))
-    .addOption(new Option("--max-duration <duration>", "stop cleanly at the first batch boundary after this long (90s, 45m, 2h); exit 4").argParser(parseDuration));
+    .addOption(new Option("--max-duration <duration>", "stop cleanly at the first batch boundary after this long (90s, 45m, 2h); exit 4").argParser(parseDuration))
+    .addOption(new Option("--sleep <duration>", "pause between batches (e.g. 100ms)").default(0, "0").argParser(parseDuration))
+    .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
+    .addOption(new Option("--max-replica-lag <duration>", "PostgreSQL: pause while a replica's replay lag is above this").argParser(parseDuration))
+    .option("--json-events", "stream JSON Lines progress events on stdout, ending with the result");
 }
 
 export function parsePositiveInteger(text: string): number {
@@ -62,7 +84,7 @@ export function databaseFrom(flags: GlobalFlags): string | undefined {
 }
 
 export async function withSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {
-  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, keysTable: flags.keysTable, command, readOnly });
+  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
   try {
     return await body(session);
   } finally {
@@ -78,6 +100,18 @@ export function readOnlyFor(flags: { dryRun?: boolean }): boolean {
   return Boolean(flags.dryRun);
 }
 
+function sessionLimits(flags: GlobalFlags): SessionLimits {
+  const timeouts = flags as GlobalFlags & Partial<TimeoutFlags>;
+  return {
+    postgres: {
+      lockTimeoutMs: timeouts.lockTimeout ?? DEFAULT_POSTGRES_LIMITS.lockTimeoutMs,
+      statementTimeoutMs: timeouts.statementTimeout ?? DEFAULT_POSTGRES_LIMITS.statementTimeoutMs,
+      idleInTransactionTimeoutMs: timeouts.idleInTransactionTimeout ?? DEFAULT_POSTGRES_LIMITS.idleInTransactionTimeoutMs,
+    },
+    sqliteBusyTimeoutMs: timeouts.busyTimeout ?? DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+  };
+}
+
 export function writeStdout(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
@@ -89,18 +123,19 @@ export function note(flags: GlobalFlags, text: string): void {
 /** Builds the WriteRequest the ops need from flags: progress, stop handling and confirmation. */
 export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | "delete", stop: StopController): { request: WriteRequest; close: () => void } {
   const progress = createProgressRenderer({
-    mode: flags.quiet || flags.json ? "silent" : process.stderr.isTTY ? "bar" : "lines",
+    mode: flags.quiet || flags.json || flags.jsonEvents ? "silent" : process.stderr.isTTY ? "bar" : "lines",
     lineIntervalMs: 5_000,
   });
-  const emit: EmitEvent = (event) => progress.emit(event);
+  const emit: EmitEvent = flags.jsonEvents ? (event) => writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event })) : (event) => progress.emit(event);
   const request: WriteRequest = {
     batchSize: flags.batchSize,
+    pacing: { sleepMs: flags.sleep, maxValuesPerSecond: flags.maxRowsPerSecond, maxReplicaLagMs: flags.maxReplicaLag },
     dryRun: Boolean(flags.dryRun),
     emit,
     shouldStop: () => stop.shouldStop(),
     stopReason: () => stop.reason,
     confirm: async (plan: OperationPlan) => {
-      if (!flags.quiet && !flags.json) process.stderr.write(`${formatPlan(plan)}\n`);
+      if (!flags.quiet && !flags.json && !flags.jsonEvents) process.stderr.write(`${formatPlan(plan)}\n`);
       await confirmStep(`${command} ${plan.totalRows} value(s) on ${plan.target}?`, { yes: Boolean(flags.yes), command, severe: command !== "rotate" });
       stop.startClock(flags.maxDuration);
     },
@@ -129,7 +164,9 @@ export function continueCommand(argv: readonly string[]): string {
 
 export function printResult(flags: GlobalFlags, result: OperationResult): number {
   if (result.continueWith !== undefined) result.continueWith = continueCommand(process.argv);
-  if (flags.json) writeStdout(JSON.stringify({ version: 1, ...result }, null, 2));
+  const events = (flags as WriteFlags).jsonEvents;
+  if (events) writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), type: "result", ...result, command: result.command }));
+  else if (flags.json) writeStdout(JSON.stringify({ version: 1, ...result }, null, 2));
   else writeStdout(formatResult(result));
   return result.exitCode;
 }

@@ -45,5 +45,5 @@ export function toDbcryptError(error: unknown, doing: string): DbcryptError {
     });
   }
   const codeText = normalized.code ? ` [${normalized.code}]` : "";
-  return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error });
+  return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error, retryable: normalized.retryable });
 }

@@ -78,8 +78,8 @@ export interface RunLock {
 export interface DialectCapabilities {
   /** Whether a run lock survives only as long as one session (advisory lock) or is a file. */
   readonly runLockKind: "advisory-lock" | "lock-file";
-  /** SQLite's busy handler vs PostgreSQL's lock_timeout; shown in docs and status. */
-  readonly readOnlySession: boolean;
+  /** Whether a batch can be read while the previous one is written (a second connection). */
+  readonly concurrentReads: boolean;
 }
 
 export interface Dialect {
@@ -105,5 +105,7 @@ export interface Dialect {
   deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number>;
 
   acquireRunLock(command: string): Promise<RunLock>;
+  /** Worst replay lag of any replica, where the database has replicas to ask about (PostgreSQL). */
+  replicaLagMs?: () => Promise<number>;
   close(): Promise<void>;
 }

@@ -37,26 +37,32 @@ export class PostgresDialect implements Dialect {
   readonly kind = "postgres" as const;
   readonly target: string;
   readonly keysTable: string;
-  readonly capabilities = { runLockKind: "advisory-lock", readOnlySession: false } as const;
+  readonly capabilities = { runLockKind: "advisory-lock", concurrentReads: true } as const;
   readonly #url: string;
   readonly #client: pg.Client;
   readonly #applicationName: string;
   readonly #limits: PostgresSessionLimits;
+  readonly #readOnly: boolean;
+  /** Batch reads run here, so the next batch is read while the previous one is written. */
+  #readClient: Promise<pg.Client> | undefined;
 
-  private constructor(url: string, keysTable: string, client: pg.Client, applicationName: string, limits: PostgresSessionLimits) {
+  private constructor(url: string, keysTable: string, client: pg.Client, applicationName: string, limits: PostgresSessionLimits, readOnly: boolean) {
     this.#url = url;
     this.target = redactUrl(url);
     this.keysTable = keysTable;
     this.#client = client;
     this.#applicationName = applicationName;
     this.#limits = limits;
+    this.#readOnly = readOnly;
   }
 
-  static async connect(url: string, keysTable: string, options: { command: string; limits?: PostgresSessionLimits }): Promise<PostgresDialect> {
+  /** `readOnly` sessions (status, dry runs) are read-only on the server too, so they cannot write. */
+  static async connect(url: string, keysTable: string, options: { command: string; limits?: PostgresSessionLimits; readOnly?: boolean }): Promise<PostgresDialect> {
     const applicationName = `dbcrypt ${options.command} pid=${process.pid} host=${hostname()}`.slice(0, 63);
     const limits = options.limits ?? DEFAULT_POSTGRES_LIMITS;
-    const client = await openClient(url, applicationName, limits);
-    return new PostgresDialect(url, keysTable, client, applicationName, limits);
+    const readOnly = options.readOnly ?? false;
+    const client = await openClient(url, applicationName, limits, readOnly);
+    return new PostgresDialect(url, keysTable, client, applicationName, limits, readOnly);
   }
 
   async keysTableExists(): Promise<boolean> {
@@ -188,7 +194,7 @@ export class PostgresDialect implements Dialect {
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {
     const statement = selectBatchSql(table, filter, after, limit);
-    const result = await this.#queryArrays(statement.text, statement.values, `read ${tableLabel(table.ref)}`);
+    const result = await this.#queryArrays(statement.text, statement.values, `read ${tableLabel(table.ref)}`, await this.#reader());
     const keyWidth = table.rowKey.length;
     return result.rows.map((cells) => {
       const fields = table.columns.map((_, index) => ({
@@ -264,8 +270,27 @@ export class PostgresDialect implements Dialect {
     };
   }
 
+  async replicaLagMs(): Promise<number> {
+    const result = await this.#query<{ lag_ms: number | null }>(
+      "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms FROM pg_stat_replication",
+      [],
+      "measure replica lag",
+    );
+    return Number(result.rows[0]?.lag_ms ?? 0);
+  }
+
   async close(): Promise<void> {
-    await this.#client.end().catch(() => undefined);
+    const reader = this.#readClient;
+    this.#readClient = undefined;
+    await Promise.all([
+      this.#client.end().catch(() => undefined),
+      reader?.then((client) => client.end()).catch(() => undefined),
+    ]);
+  }
+
+  #reader(): Promise<pg.Client> {
+    this.#readClient ??= openClient(this.#url, this.#applicationName, this.#limits, this.#readOnly);
+    return this.#readClient;
   }
 
   async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<pg.QueryResult<Row>> {
@@ -276,9 +301,9 @@ export class PostgresDialect implements Dialect {
     }
   }
 
-  async #queryArrays(text: string, values: unknown[], doing: string): Promise<pg.QueryArrayResult<unknown[]>> {
+  async #queryArrays(text: string, values: unknown[], doing: string, client: pg.Client = this.#client): Promise<pg.QueryArrayResult<unknown[]>> {
     try {
-      return await this.#client.query({ text, values, rowMode: "array" });
+      return await client.query({ text, values, rowMode: "array" });
     } catch (error) {
       throw toDbcryptError(error, doing);
     }
@@ -297,7 +322,7 @@ export class PostgresDialect implements Dialect {
   }
 }
 
-async function openClient(url: string, applicationName: string, limits: PostgresSessionLimits): Promise<pg.Client> {
+async function openClient(url: string, applicationName: string, limits: PostgresSessionLimits, readOnly = false): Promise<pg.Client> {
   if (!canParseConnectionString(url)) {
     throw new DbcryptError("bad_database_url", `the PostgreSQL URL ${redactUrl(url)} cannot be parsed`, {
       hint: "percent-encode special characters in the user and password (/ as %2F, @ as %40, # as %23, ? as %3F)",
@@ -322,7 +347,8 @@ async function openClient(url: string, applicationName: string, limits: Postgres
   try {
     await client.query(
       `SET lock_timeout = ${limits.lockTimeoutMs}; SET statement_timeout = ${limits.statementTimeoutMs}; ` +
-        `SET idle_in_transaction_session_timeout = ${limits.idleInTransactionTimeoutMs}`,
+        `SET idle_in_transaction_session_timeout = ${limits.idleInTransactionTimeoutMs}` +
+        (readOnly ? "; SET default_transaction_read_only = on" : ""),
     );
   } catch (error) {
     await client.end().catch(() => undefined);

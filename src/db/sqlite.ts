@@ -28,7 +28,7 @@ export class SqliteDialect implements Dialect {
   readonly kind = "sqlite" as const;
   readonly target: string;
   readonly keysTable: string;
-  readonly capabilities = { runLockKind: "lock-file", readOnlySession: false } as const;
+  readonly capabilities = { runLockKind: "lock-file", concurrentReads: false } as const;
   readonly #path: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
@@ -227,6 +227,7 @@ export class SqliteDialect implements Dialect {
         throw new DbcryptError("database_error", `${doing}: the database stayed locked by another writer past the busy timeout [${code}]`, {
           hint: "retry when the application's write transaction ends, or raise --busy-timeout; nothing was written by this batch",
           cause: error,
+          retryable: true,
         });
       }
       if (code === "SQLITE_READONLY") {

@@ -1,4 +1,5 @@
 import type { EmitEvent } from "../report/events.js";
+import type { PacingOptions } from "./pacing.js";
 import { ExitCode } from "../errors.js";
 import type { RunOutcome, TableOutcome } from "./runner.js";
 
@@ -9,6 +10,7 @@ import type { RunOutcome, TableOutcome } from "./runner.js";
  */
 export interface WriteRequest {
   batchSize: number;
+  pacing: PacingOptions;
   dryRun: boolean;
   emit: EmitEvent;
   shouldStop: () => boolean;

@@ -2,6 +2,8 @@ import type { BatchFilter, BatchRow, Dialect, RowKey, RowWrite } from "../db/dia
 import type { EmitEvent } from "../report/events.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
+import { growBatch, shrinkBatch, withBatchRetries, type RetryPolicy } from "./batch-retry.js";
+import { Pacer, type PacingOptions } from "./pacing.js";
 
 /**
  * The one batch loop every write operation shares: keyset pagination over the row key, one short
@@ -29,10 +31,12 @@ export interface RunOptions {
   /** Set when the run must stop at the next batch boundary (signal, deadline). */
   shouldStop: () => boolean;
   emit: EmitEvent;
-  /** Rows expected per table (from the census), for progress totals. */
+  /** Values expected per table (from the census), for progress totals. */
   expectedRows: Map<string, number>;
   /** Passes over the tables while rows keep changing underneath (compare-and-swap misses). */
   maxPasses: number;
+  pacing: PacingOptions;
+  retryPolicy: RetryPolicy;
 }
 
 export interface TableOutcome {
@@ -53,11 +57,14 @@ export interface RunOutcome {
   undecryptable: { table: string; rowKey: Record<string, string>; failure: RowFailure }[];
 }
 
+type AppliedBatch = Awaited<ReturnType<typeof applyBatch>>;
+
 export async function runBatches(dialect: Dialect, tables: EncryptedTable[], options: RunOptions): Promise<RunOutcome> {
   const outcomes = new Map<string, TableOutcome>(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, valuesWritten: 0, conflicts: 0, undecryptable: 0 }]));
   const undecryptable: RunOutcome["undecryptable"] = [];
   const reported = new Set<string>();
   const totalRows = [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0);
+  const pacer = new Pacer(options.pacing, dialect, options.emit, options.shouldStop);
   const progress = { done: 0 };
   let conflictsThisPass = 0;
   for (let pass = 1; pass <= options.maxPasses; pass++) {
@@ -70,13 +77,37 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
       if (pass === 1) options.emit({ type: "table-start", table: label, rows: tableRows });
       let tableDone = outcome.valuesWritten;
       let after: RowKey | undefined;
+      let batchSize = options.batchSize;
+      // The next batch, read on a second connection while this one is written (where possible).
+      let prefetched: { rows: Promise<BatchRow[]>; limit: number } | undefined;
       for (;;) {
         await yieldToEventLoop();
         if (options.shouldStop()) return { tables: [...outcomes.values()], stoppedEarly: true, unresolvedConflicts: conflictsThisPass, undecryptable };
-        const rows = await dialect.readBatch(table, options.filter, after, options.batchSize);
-        if (rows.length === 0) break;
+        await pacer.beforeBatch();
+        const step = await withBatchRetries(
+          options.retryPolicy,
+          async (): Promise<{ rows: BatchRow[]; limit: number; batch: AppliedBatch | undefined }> => {
+            const read = prefetched ?? { rows: dialect.readBatch(table, options.filter, after, batchSize), limit: batchSize };
+            prefetched = undefined;
+            const rows = await read.rows;
+            if (rows.length === 0) return { rows, limit: read.limit, batch: undefined };
+            if (dialect.capabilities.concurrentReads && rows.length === read.limit) {
+              const nextRows = dialect.readBatch(table, options.filter, (rows[rows.length - 1] as BatchRow).rowKey, batchSize);
+              // Marks the rejection handled if this batch fails first; awaiting it later still throws.
+              nextRows.catch(() => undefined);
+              prefetched = { rows: nextRows, limit: batchSize };
+            }
+            return { rows, limit: read.limit, batch: await applyBatch(dialect, table, rows, options.action) };
+          },
+          (error, attempt, delayMs) => {
+            prefetched = undefined;
+            batchSize = shrinkBatch(batchSize);
+            options.emit({ type: "retry", table: label, attempt, error: error.message, delayMs, nextBatchSize: batchSize });
+          },
+        );
+        const { rows, limit, batch } = step;
+        if (batch === undefined) break;
         after = (rows[rows.length - 1] as BatchRow).rowKey;
-        const batch = await applyBatch(dialect, table, rows, options.action);
         for (const failed of batch.failures) {
           const rowKey = describeRowKey(table, failed.rowKey);
           const id = `${label}|${JSON.stringify(rowKey)}|${failed.failure.column}`;
@@ -92,6 +123,7 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
         conflictsThisPass += batch.conflicts;
         tableDone += batch.valuesWritten;
         progress.done += batch.valuesWritten;
+        if (batch.conflicts > 0) options.emit({ type: "skipped-concurrent", table: label, rows: batch.conflicts });
         options.emit({
           type: "batch",
           table: label,
@@ -104,7 +136,10 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
           done: progress.done,
           totalRows: Math.max(totalRows, progress.done),
         });
-        if (rows.length < options.batchSize) break;
+        const fullBatch = rows.length === limit;
+        batchSize = growBatch(batchSize, options.batchSize);
+        await pacer.afterBatch(batch.valuesWritten);
+        if (!fullBatch) break;
       }
       if (pass === 1 || outcome.conflicts > 0) {
         options.emit({ type: "table-done", table: label, written: outcome.written, conflicts: outcome.conflicts, undecryptable: outcome.undecryptable });

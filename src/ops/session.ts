@@ -1,5 +1,5 @@
 import type { Dialect } from "../db/dialect.js";
-import { PostgresDialect } from "../db/postgres.js";
+import { DEFAULT_POSTGRES_LIMITS, PostgresDialect, type PostgresSessionLimits } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
 import { parseDatabaseTarget } from "../db/target.js";
 import { DbcryptError } from "../errors.js";
@@ -15,9 +15,17 @@ export interface SessionRequest {
   configPath: string | undefined;
   keysTable: string | undefined;
   command: string;
-  /** status and keys list open SQLite read-only, so a census can never write. */
+  /** status, keys list and dry runs open the database read-only, so they can never write. */
   readOnly: boolean;
+  limits?: SessionLimits;
 }
+
+export interface SessionLimits {
+  postgres: PostgresSessionLimits;
+  sqliteBusyTimeoutMs: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = { postgres: DEFAULT_POSTGRES_LIMITS, sqliteBusyTimeoutMs: DEFAULT_SQLITE_BUSY_TIMEOUT_MS };
 
 export interface Session {
   dialect: Dialect;
@@ -30,10 +38,11 @@ export async function openSession(request: SessionRequest): Promise<Session> {
   const { config, path } = loadConfigFile(request.configPath);
   const keysTable = request.keysTable ?? config.keysTable ?? DEFAULT_KEYS_TABLE;
   const target = parseDatabaseTarget(request.database);
+  const limits = request.limits ?? DEFAULT_SESSION_LIMITS;
   const dialect: Dialect =
     target.kind === "postgres"
-      ? await PostgresDialect.connect(target.url, keysTable, { command: request.command })
-      : SqliteDialect.open(target.path, keysTable, { readOnly: request.readOnly, busyTimeoutMs: DEFAULT_SQLITE_BUSY_TIMEOUT_MS });
+      ? await PostgresDialect.connect(target.url, keysTable, { command: request.command, limits: limits.postgres, readOnly: request.readOnly })
+      : SqliteDialect.open(target.path, keysTable, { readOnly: request.readOnly, busyTimeoutMs: limits.sqliteBusyTimeoutMs });
   return { dialect, config, configPath: path };
 }
 

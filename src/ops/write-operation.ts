@@ -4,6 +4,8 @@ import { tableLabel } from "../schema/model.js";
 import { takeCensus, rowsUnderKey, type Census } from "./census.js";
 import { emptyResult, statusFromOutcome, type OperationPlan, type OperationResult, type WriteRequest } from "./operation.js";
 import { runBatches, type BatchAction } from "./runner.js";
+import { DEFAULT_RETRY_POLICY, withBatchRetries } from "./batch-retry.js";
+import type { DbcryptError } from "../errors.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -39,7 +41,10 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     tables: [...expectedRows].map(([table, rows]) => ({ table, rows })),
     totalRows: plan.totalRows,
   });
-  const keysInserted = await spec.beforeWrites();
+  // Key-table statements take the same locks as batches do, so they get the same bounded retries.
+  const retryNotice = (what: string) => (error: DbcryptError, attempt: number, delayMs: number) =>
+    request.emit({ type: "retry", table: dialect.keysTable, attempt, error: `${what}: ${error.message}`, delayMs, nextBatchSize: request.batchSize });
+  const keysInserted = await withBatchRetries(DEFAULT_RETRY_POLICY, () => spec.beforeWrites(), retryNotice("insert key row"));
   const outcome = await runBatches(dialect, spec.schema.tables, {
     batchSize: request.batchSize,
     filter: spec.filter,
@@ -48,6 +53,8 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     emit: request.emit,
     expectedRows,
     maxPasses: MAX_CONFLICT_PASSES,
+    pacing: request.pacing,
+    retryPolicy: DEFAULT_RETRY_POLICY,
   });
   const keysRevoked: string[] = [];
   const keysKept: { keyId: string; reason: string }[] = [];
@@ -61,7 +68,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
         request.emit({ type: "key-kept", keyId, reason });
         continue;
       }
-      if ((await dialect.revokeKey(keyId)) === "revoked") {
+      if ((await withBatchRetries(DEFAULT_RETRY_POLICY, () => dialect.revokeKey(keyId), retryNotice(`revoke key ${keyId}`))) === "revoked") {
         keysRevoked.push(keyId);
         request.emit({ type: "key-revoked", keyId });
       }

@@ -14,6 +14,9 @@ export type DbcryptEvent =
   | { type: "table-start"; table: string; rows: number }
   | { type: "batch"; table: string; scanned: number; written: number; conflicts: number; undecryptable: number; tableDone: number; tableRows: number; done: number; totalRows: number }
   | { type: "undecryptable"; table: string; column: string; rowKey: Record<string, string>; keyId: string | null; reason: string }
+  | { type: "skipped-concurrent"; table: string; rows: number }
+  | { type: "throttle"; reason: string; waitMs: number }
+  | { type: "retry"; table: string; attempt: number; error: string; delayMs: number; nextBatchSize: number }
   | { type: "table-done"; table: string; written: number; conflicts: number; undecryptable: number }
   | { type: "key-revoked"; keyId: string }
   | { type: "key-kept"; keyId: string; reason: string }

@@ -7,7 +7,7 @@ export function formatPlan(plan: OperationPlan): string {
   const lines = [`${plan.command} on ${plan.target} (preset: ${plan.preset})`];
   if (plan.lines.length === 0) lines.push("  no values to change");
   const width = Math.max(0, ...plan.lines.map((line) => line.column.length));
-  for (const line of plan.lines) lines.push(`  ${line.column.padEnd(width)}  ${line.from} -> ${line.to}: ${line.rows} row(s)`);
+  for (const line of plan.lines) lines.push(`  ${line.column.padEnd(width)}  ${line.from} -> ${line.to}: ${line.rows} value(s)`);
   for (const action of plan.keyActions) lines.push(`  ${action}`);
   lines.push(`  total: ${plan.totalRows} value(s)`);
   return lines.join("\n");

@@ -567,7 +567,7 @@ describe.each(ENGINE_KINDS)("confirmation, dry runs and the keys subcommands on 
     const run = await runCli(["rotate", "--db", seeded.url, "--new-key", keyB.base64, "--old-keys", `${seeded.keyA.base64},${unused.base64}`, "--dry-run"]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("dry run, nothing written");
-    expect(run.stdout).toMatch(new RegExp(`user_links\\.oauth_access_token\\s+${seeded.keyA.id} -> ${keyB.id}: \\d+ row`));
+    expect(run.stdout).toMatch(new RegExp(`user_links\\.oauth_access_token\\s+${seeded.keyA.id} -> ${keyB.id}: \\d+ value`));
     expect(run.stdout).toContain(`insert key ${keyB.id}`);
     expect(run.stdout).toContain(`revoke key ${seeded.keyA.id}`);
     expect(run.stdout).toContain(`revoke key ${unused.id}`);

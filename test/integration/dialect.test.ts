@@ -4,6 +4,7 @@
  * changed underneath must be picked up by a later pass, and a value written under an old key after
  * the walk passed it must keep that key alive and the run from reporting success.
  */
+import { NO_PACING } from "../../src/ops/pacing.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EncryptionKey } from "../../src/crypto/encryption-key.js";
 import type { BatchRow, Dialect, RowKey, RowWrite } from "../../src/db/dialect.js";
@@ -229,6 +230,7 @@ describe.each(ENGINE_KINDS)("rotate while the application keeps writing, on %s",
       newKey: productKey(fixture.keyB),
       oldKeys: [productKey(fixture.keyA)],
       batchSize: 3,
+      pacing: NO_PACING,
       dryRun: false,
       emit: () => undefined,
       shouldStop: () => false,

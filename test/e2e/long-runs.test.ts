@@ -1,0 +1,144 @@
+/**
+ * What an operator needs from a long run on a live database: one run at a time, bounded lock
+ * waits that retry instead of failing, pacing, and progress a script can read (JSON Lines) or a
+ * log can hold (plain lines).
+ */
+import { spawn } from "node:child_process";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { randomKey, type TestKey } from "../support/coder-crypto.js";
+import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli } from "../support/cli.js";
+import { createCoderSchema } from "../support/coder-schema.js";
+import { assertAllValues, seedCoderData, type SeedManifest } from "../support/seed.js";
+import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
+
+interface RunningCli {
+  stdoutLines: () => string[];
+  stderr: () => string;
+  done: Promise<number | null>;
+}
+
+function startCli(args: string[]): RunningCli {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: "1", NO_COLOR: "1" };
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
+  return {
+    stdoutLines: () => stdout.split("\n").filter((line) => line !== ""),
+    stderr: () => stderr,
+    done: new Promise((resolve) => child.on("close", (code) => {
+      expect(findLeaks(stdout + stderr)).toEqual([]);
+      resolve(code);
+    })),
+  };
+}
+
+async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the CLI");
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
+  let database: CreatedTestDatabase;
+  let db: TestDb;
+  let url: string;
+  let keyA: TestKey;
+  let keyB: TestKey;
+  let manifest: SeedManifest;
+
+  beforeEach(async () => {
+    database = await createTestDatabase(kind, "long");
+    db = await openTestDb(database.target);
+    await createCoderSchema(db);
+    url = dbArg(database.target);
+    keyA = randomKey();
+    keyB = randomKey();
+    registerSecret(keyA.bytes);
+    registerSecret(keyB.bytes);
+    manifest = await seedCoderData(db, { users: 40, key: keyA });
+    for (const entry of manifest.entries) if (entry.plaintext !== null) registerSecret(entry.plaintext);
+  });
+
+  afterEach(async () => {
+    await db.close();
+    await database.cleanup();
+  });
+
+  const rotateArgs = () => ["rotate", "--db", url, "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes"];
+
+  it("runs one rotate at a time: a second run exits 5 naming the holder, the first finishes", async () => {
+    const first = startCli([...rotateArgs(), "--batch-size", "5", "--sleep", "40ms", "--json-events"]);
+    await until(() => first.stdoutLines().some((line) => line.includes('"type":"batch"')));
+    const second = await runCli(rotateArgs());
+    expect(second.code).toBe(5);
+    expect(second.stderr).toMatch(/another dbcrypt run holds the lock on this database: .*(pid|dbcrypt rotate)/);
+    expect(await first.done).toBe(0);
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
+  it("streams JSON Lines events in their documented shape, ending with the result", async () => {
+    const run = await runCli([...rotateArgs(), "--batch-size", "50", "--json-events"]);
+    expect(run.code, run.stderr).toBe(0);
+    const events = run.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(events.every((event) => event.version === 1 && typeof event.time === "string" && typeof event.type === "string")).toBe(true);
+    const types = events.map((event) => event.type);
+    expect(types[0]).toBe("start");
+    expect(types).toContain("key-inserted");
+    expect(types).toContain("batch");
+    expect(types).toContain("table-done");
+    expect(types).toContain("key-revoked");
+    expect(types.at(-2)).toBe("stop");
+    expect(types.at(-1)).toBe("result");
+    const start = events[0] as { totalRows: number; tables: { table: string; rows: number }[] };
+    const result = events.at(-1) as { status: string; valuesWritten: number; exitCode: number };
+    expect(result).toMatchObject({ status: "done", exitCode: 0 });
+    expect(result.valuesWritten).toBe(start.totalRows);
+    const lastBatch = events.filter((event) => event.type === "batch").at(-1) as { done: number; totalRows: number };
+    expect(lastBatch.done).toBe(lastBatch.totalRows);
+  });
+
+  it("prints plain progress lines to stderr off a terminal", async () => {
+    const run = await runCli([...rotateArgs(), "--batch-size", "20"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^rotate: \d+ value\(s\) to process in \d+ table\(s\)$/m);
+    // Lines are at least 5 s apart, so a short run shows the first one.
+    expect(run.stderr).toMatch(/^[a-z_]+: \d+\/\d+ values; total \d+\/\d+; \d+ values\/s$/m);
+    expect(run.stderr).toMatch(/^user_links: done, \d+ row\(s\) written$/m);
+    expect(run.stderr).not.toContain("\u001b[");
+  });
+
+  it("waits out another writer's lock with bounded retries instead of failing", async () => {
+    const holder = await openTestDb(database.target);
+    try {
+      if (kind === "postgres") {
+        await holder.exec("BEGIN");
+        await holder.query("SELECT * FROM user_links FOR UPDATE");
+      } else {
+        await holder.exec("BEGIN IMMEDIATE");
+      }
+      const run = startCli([...rotateArgs(), "--json-events", "--lock-timeout", "100ms", "--busy-timeout", "100ms"]);
+      await until(() => run.stdoutLines().some((line) => line.includes('"type":"retry"')));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.exec("COMMIT");
+      expect(await run.done, run.stderr()).toBe(0);
+      const retry = run.stdoutLines().map((line) => JSON.parse(line) as { type: string; error?: string }).find((event) => event.type === "retry");
+      expect(retry?.error).toMatch(kind === "postgres" ? /lock timeout|55P03/ : /SQLITE_BUSY|locked/);
+    } finally {
+      await holder.close();
+    }
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
+  it("--max-rows-per-second paces the run", async () => {
+    const started = Date.now();
+    const run = await runCli([...rotateArgs(), "--batch-size", "25", "--max-rows-per-second", "200", "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    const values = (JSON.parse(run.stdout) as { valuesWritten: number }).valuesWritten;
+    expect(values).toBeGreaterThan(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual((values / 200) * 1000);
+  });
+});
