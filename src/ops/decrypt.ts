@@ -5,7 +5,7 @@ import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
 import { decryptRowPlanner } from "./row-plans.js";
-import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
 
 export interface DecryptRequest extends WriteRequest {
@@ -20,12 +20,7 @@ export async function decrypt(session: Session, request: DecryptRequest): Promis
   const startedAt = Date.now();
   const { dialect } = session;
   const keyring = new Keyring(undefined, request.keys);
-  await requireKeysTable(dialect);
-  const schema = await loadSchema(session);
-  assertNoRefusedTables(schema);
-  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("decrypt");
-  try {
-    const keys = await dialect.readKeys();
+  return withWritePreparation(session, "decrypt", request.dryRun, async ({ schema, keys }) => {
     const census = await takeCensus(dialect, schema);
     assertKeysCoverDatabase(keys, keyring, census, "--keys");
     const plan = decryptPlan(dialect.target, schema.preset, census, keys);
@@ -39,9 +34,7 @@ export async function decrypt(session: Session, request: DecryptRequest): Promis
       beforeWrites: async () => [],
       continueWith: "dbcrypt decrypt with the same keys",
     }, startedAt);
-  } finally {
-    await lock?.release();
-  }
+  });
 }
 
 function activeIds(keys: KeyRow[]): string[] {

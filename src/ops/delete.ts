@@ -1,7 +1,7 @@
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
-import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
@@ -14,12 +14,7 @@ import { tableLabel } from "../schema/model.js";
 export async function deleteEncrypted(session: Session, request: WriteRequest): Promise<OperationResult> {
   const startedAt = Date.now();
   const { dialect } = session;
-  await requireKeysTable(dialect);
-  const schema = await loadSchema(session);
-  assertNoRefusedTables(schema);
-  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("delete");
-  try {
-    const keys = await dialect.readKeys();
+  return withWritePreparation(session, "delete", request.dryRun, async ({ schema, keys }) => {
     const census = await takeCensus(dialect, schema);
     const plan = deletePlan(dialect.target, schema, census, keys);
     return await executeWriteOperation(dialect, request, {
@@ -32,9 +27,7 @@ export async function deleteEncrypted(session: Session, request: WriteRequest): 
       beforeWrites: async () => [],
       continueWith: "dbcrypt delete",
     }, startedAt);
-  } finally {
-    await lock?.release();
-  }
+  });
 }
 
 function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: KeyRow[]): OperationPlan {

@@ -1,7 +1,7 @@
 import { DbcryptError } from "../errors.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, usageByKeyId } from "./census.js";
-import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { loadSchema, requireKeysTable, withWritePreparation, type Session } from "./session.js";
 
 export interface KeyListing {
   keysTable: string;
@@ -37,12 +37,7 @@ export type RevokeOutcome = "revoked" | "already-revoked" | "dry-run";
  */
 export async function revokeKey(session: Session, request: RevokeRequest): Promise<RevokeOutcome> {
   const { dialect } = session;
-  await requireKeysTable(dialect);
-  const schema = await loadSchema(session);
-  assertNoRefusedTables(schema);
-  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("keys revoke");
-  try {
-    const keys = await dialect.readKeys();
+  return withWritePreparation(session, "keys revoke", request.dryRun, async ({ schema, keys }) => {
     const row = keys.find((candidate) => candidate.activeKeyDigest === request.keyId || candidate.revokedKeyDigest === request.keyId);
     if (row === undefined) {
       throw new DbcryptError("usage", `there is no key ${request.keyId} in ${dialect.keysTable}`, { hint: "`dbcrypt keys list` shows the key ids" });
@@ -58,9 +53,7 @@ export async function revokeKey(session: Session, request: RevokeRequest): Promi
     if (request.dryRun) return "dry-run";
     await request.confirm(`Revoke key ${request.keyId}? A revoked key can never be made active again.`);
     return (await dialect.revokeKey(request.keyId)) === "revoked" ? "revoked" : "already-revoked";
-  } finally {
-    await lock?.release();
-  }
+  });
 }
 
 export async function initKeysTable(session: Session): Promise<"created" | "exists"> {

@@ -5,7 +5,7 @@ import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
 import { rotateRowPlanner } from "./row-plans.js";
-import { assertNoRefusedTables, loadSchema, requireKeysTable, type Session } from "./session.js";
+import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
 import type { KeyRow } from "../db/dialect.js";
 
@@ -23,12 +23,7 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
   const startedAt = Date.now();
   const { dialect } = session;
   const keyring = new Keyring(request.newKey, request.oldKeys);
-  await requireKeysTable(dialect);
-  const schema = await loadSchema(session);
-  assertNoRefusedTables(schema);
-  const lock = request.dryRun ? undefined : await dialect.acquireRunLock("rotate");
-  try {
-    const keys = await dialect.readKeys();
+  return withWritePreparation(session, "rotate", request.dryRun, async ({ schema, keys }) => {
     if (keys.some((row) => row.revokedKeyDigest === request.newKey.id)) {
       throw new DbcryptError("key_revoked", `the new key ${request.newKey.id} has been revoked and cannot be used again`, {
         hint: "generate a new key with `dbcrypt keys generate`",
@@ -52,9 +47,7 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
       },
       continueWith: "dbcrypt rotate with the same keys",
     }, startedAt);
-  } finally {
-    await lock?.release();
-  }
+  });
 }
 
 function activeIdsExcept(keys: KeyRow[], keep: string): string[] {

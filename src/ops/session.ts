@@ -1,4 +1,4 @@
-import type { Dialect } from "../db/dialect.js";
+import type { Dialect, KeyRow } from "../db/dialect.js";
 import { DEFAULT_POSTGRES_LIMITS, PostgresDialect, type PostgresSessionLimits } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
 import { parseDatabaseTarget } from "../db/target.js";
@@ -65,4 +65,28 @@ export function assertNoRefusedTables(plan: SchemaPlan): void {
     hint: "add a primary key, or name a unique NOT NULL rowKey for the table in dbcrypt.config.json, or exclude it there",
     details: plan.refused.map((table) => `${tableLabel(table.ref)} (${table.columns.join(", ")}) ${table.reason}`),
   });
+}
+
+export interface WritePreparation {
+  schema: SchemaPlan;
+  /** The keys table as read under the run lock. */
+  keys: KeyRow[];
+}
+
+/**
+ * The preamble every writing command shares: the keys table exists, every encrypted table can be
+ * walked, and the run lock is held (dry runs take none: they write nothing) before the keys table
+ * is read, so what the checks see cannot be changed by another dbcrypt run.
+ */
+export async function withWritePreparation<T>(session: Session, command: string, dryRun: boolean, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
+  const { dialect } = session;
+  await requireKeysTable(dialect);
+  const schema = await loadSchema(session);
+  assertNoRefusedTables(schema);
+  const lock = dryRun ? undefined : await dialect.acquireRunLock(command);
+  try {
+    return await body({ schema, keys: await dialect.readKeys() });
+  } finally {
+    await lock?.release();
+  }
 }
