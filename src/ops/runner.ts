@@ -183,7 +183,7 @@ async function applyBatch(
   }
   const outcome = await dialect.writeBatch(table, writes);
   let valuesWritten = 0;
-  for (const [rowKey, values] of changedValues) valuesWritten += values;
+  for (const values of changedValues.values()) valuesWritten += values;
   for (const rowKey of outcome.conflicts) valuesWritten -= changedValues.get(rowKey) ?? 0;
   return { written: outcome.written, valuesWritten, conflicts: outcome.conflicts.length, failures };
 }

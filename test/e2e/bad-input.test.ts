@@ -15,14 +15,9 @@ import { CODER_ENCRYPTED_COLUMNS, createCoderSchema } from "../support/coder-sch
 import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli, type CliRun } from "../support/cli.js";
 import { ensureActiveKeyRow, seedCoderData } from "../support/seed.js";
 import { checksumDatabase, createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type EngineKind, type TestDb } from "../support/test-db.js";
+import { freshKey } from "../support/fixtures.js";
 
 const UNREACHABLE_PG = "postgres://postgres@127.0.0.1:1/x";
-
-function freshKey(): TestKey {
-  const key = randomKey();
-  registerSecret(key.bytes);
-  return key;
-}
 
 /** A key whose base64 holds '+' or '/', so its URL-safe spelling differs from the standard one. */
 function keyWithSymbols(): TestKey {

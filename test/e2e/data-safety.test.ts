@@ -8,21 +8,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openValue, randomKey, sealValue, type TestKey } from "../support/coder-crypto.js";
+import { openValue, sealValue, type TestKey } from "../support/coder-crypto.js";
 import { CODER_ENCRYPTED_COLUMNS, createCoderSchema, primaryKeyOf } from "../support/coder-schema.js";
 import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli, type CliRun } from "../support/cli.js";
 import { assertAllValues, readColumnStates, seedCoderData, type SeedManifest } from "../support/seed.js";
 import { checksumDatabase, createTestDatabase, ENGINE_KINDS, openTestDb, quoteIdent, type CreatedTestDatabase, type EngineKind, type TestDb } from "../support/test-db.js";
-
-function freshKey(): TestKey {
-  const key = randomKey();
-  registerSecret(key.bytes);
-  return key;
-}
-
-function registerManifest(manifest: SeedManifest): void {
-  for (const entry of manifest.entries) if (entry.plaintext !== null) registerSecret(entry.plaintext);
-}
+import { freshKey, keyRows, registerManifest } from "../support/fixtures.js";
 
 /** Runs the CLI and parses its --json summary; the exit code is checked by the caller. */
 async function runJson(args: string[]): Promise<{ run: CliRun; summary: Record<string, any> }> {
@@ -34,13 +25,6 @@ async function runJson(args: string[]): Promise<{ run: CliRun; summary: Record<s
     throw new Error(`dbcrypt ${args[0]} printed no JSON (exit ${run.code}):\n${run.stderr}`);
   }
   return { run, summary };
-}
-
-interface KeyRowState { number: number; active_key_digest: string | null; revoked_key_digest: string | null }
-
-async function keyRows(db: TestDb, table = "dbcrypt_keys"): Promise<KeyRowState[]> {
-  const rows = await db.query<KeyRowState>(`SELECT number, active_key_digest, revoked_key_digest FROM ${quoteIdent(table)} ORDER BY number`);
-  return rows.map((row) => ({ ...row, number: Number(row.number) }));
 }
 
 /** Seals raw bytes (not necessarily UTF-8) in Coder's format, independently of the product. */

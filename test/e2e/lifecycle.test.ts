@@ -1,25 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { randomKey, sealValue, openValue, type TestKey } from "../support/coder-crypto.js";
+import { sealValue, openValue } from "../support/coder-crypto.js";
 import { createCoderSchema, CODER_TABLES } from "../support/coder-schema.js";
-import { dbArg, registerSecret, runCli } from "../support/cli.js";
-import { assertAllValues, seedCoderData, type SeedManifest } from "../support/seed.js";
+import { dbArg, runCli } from "../support/cli.js";
+import { assertAllValues, seedCoderData } from "../support/seed.js";
 import { checksumDatabase, createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
-
-function freshKey(): TestKey {
-  const key = randomKey();
-  registerSecret(key.bytes);
-  return key;
-}
-
-function registerManifest(manifest: SeedManifest): void {
-  for (const entry of manifest.entries) if (entry.plaintext !== null) registerSecret(entry.plaintext);
-}
-
-interface KeyRowState { number: number; active_key_digest: string | null; revoked_key_digest: string | null; test: string }
-
-async function keyRows(db: TestDb): Promise<KeyRowState[]> {
-  return db.query<KeyRowState>("SELECT number, active_key_digest, revoked_key_digest, test FROM dbcrypt_keys ORDER BY number");
-}
+import { freshKey, keyRows, registerManifest } from "../support/fixtures.js";
 
 describe.each(ENGINE_KINDS)("Coder lifecycle through the CLI on %s", (kind) => {
   let database: CreatedTestDatabase;
