@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DbcryptError } from "../errors.js";
+import { DbcryptError, ExitCode } from "../errors.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type Session, type SessionLimits } from "../ops/session.js";
 import { DEFAULT_POSTGRES_LIMITS } from "../db/postgres.js";
@@ -18,6 +18,7 @@ export interface GlobalFlags {
   keysTable?: string;
   json?: boolean;
   quiet?: boolean;
+  verbose?: boolean;
   color?: boolean;
 }
 
@@ -48,6 +49,7 @@ export function addGlobalOptions(command: Command): Command {
     .option("--keys-table <name>", "name of the keys table (default dbcrypt_keys)")
     .option("--json", "print one JSON document on stdout instead of text")
     .option("-q, --quiet", "print only errors and the result")
+    .option("-v, --verbose", "a progress line for every batch, and error causes in full")
     .option("--no-color", "plain output (NO_COLOR is honoured too)")
     .addOption(new Option("--lock-timeout <duration>", "PostgreSQL lock_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.lockTimeoutMs, "2s").argParser(parseDuration))
     .addOption(new Option("--statement-timeout <duration>", "PostgreSQL statement_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.statementTimeoutMs, "2m").argParser(parseDuration))
@@ -124,7 +126,7 @@ export function note(flags: GlobalFlags, text: string): void {
 export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | "delete", stop: StopController): { request: WriteRequest; close: () => void } {
   const progress = createProgressRenderer({
     mode: flags.quiet || flags.json || flags.jsonEvents ? "silent" : process.stderr.isTTY ? "bar" : "lines",
-    lineIntervalMs: 5_000,
+    lineIntervalMs: flags.verbose ? 0 : 5_000,
   });
   const emit: EmitEvent = flags.jsonEvents ? (event) => writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event })) : (event) => progress.emit(event);
   const request: WriteRequest = {
@@ -160,6 +162,38 @@ export function continueCommand(argv: readonly string[]): string {
     return arg;
   });
   return ["dbcrypt", ...shown].map((part) => (/^[\w@%+=:,./<>-]+$/.test(part) ? part : `'${part.replace(/'/g, "'\\''")}'`)).join(" ");
+}
+
+/**
+ * Runs rotate, decrypt or delete with everything the three share: signal handling, progress,
+ * confirmation, the session, the summary, and (when an error ends a run part-way) the command to
+ * continue with once the cause is fixed.
+ */
+export async function runWriteCommand(
+  flags: WriteFlags,
+  command: "rotate" | "decrypt" | "delete",
+  operation: (session: Session, request: WriteRequest) => Promise<OperationResult>,
+): Promise<number> {
+  const stop = new StopController();
+  stop.install();
+  const { request, close } = writeRequest(flags, command, stop);
+  try {
+    const result = await withSession(flags, command, readOnlyFor(flags), (session) => operation(session, request));
+    return printResult(flags, result);
+  } catch (error) {
+    if (error instanceof DbcryptError && !flags.dryRun && (error.exitCode === ExitCode.failure || error.exitCode === ExitCode.locked)) {
+      throw new DbcryptError(error.code, error.message, {
+        hint: error.hint,
+        details: [...error.details, `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${continueCommand(process.argv)}`],
+        cause: error.cause,
+        retryable: error.retryable,
+      });
+    }
+    throw error;
+  } finally {
+    close();
+    stop.uninstall();
+  }
 }
 
 export function printResult(flags: GlobalFlags, result: OperationResult): number {

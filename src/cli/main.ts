@@ -61,7 +61,9 @@ function reportError(error: unknown, asJson: boolean): number {
   process.stderr.write(`dbcrypt: error: ${failure.message}\n`);
   for (const line of failure.details) process.stderr.write(`  ${line}\n`);
   if (failure.hint) process.stderr.write(`  hint: ${failure.hint}\n`);
-  if (process.env.DBCRYPT_DEBUG && failure.cause instanceof Error && failure.cause.stack) process.stderr.write(`${failure.cause.stack}\n`);
+  if ((process.env.DBCRYPT_DEBUG || process.argv.includes("--verbose") || process.argv.includes("-v")) && failure.cause instanceof Error && failure.cause.stack) {
+    process.stderr.write(`${failure.cause.stack}\n`);
+  }
   if (asJson) {
     process.stdout.write(`${JSON.stringify({ version: 1, error: { code: failure.code, exitCode: failure.exitCode, message: failure.message, details: failure.details, hint: failure.hint ?? null } })}\n`);
   }

@@ -17,7 +17,7 @@ interface RunningCli {
   done: Promise<number | null>;
 }
 
-function startCli(args: string[]): RunningCli {
+function startCli(args: string[]): RunningCli & { signal: (name: NodeJS.Signals) => void } {
   const env: NodeJS.ProcessEnv = { ...process.env, CI: "1", NO_COLOR: "1" };
   const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -25,6 +25,7 @@ function startCli(args: string[]): RunningCli {
   child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString(); });
   child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
   return {
+    signal: (name) => child.kill(name),
     stdoutLines: () => stdout.split("\n").filter((line) => line !== ""),
     stderr: () => stderr,
     done: new Promise((resolve) => child.on("close", (code) => {
@@ -77,6 +78,21 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
     expect(second.code).toBe(5);
     expect(second.stderr).toMatch(/another dbcrypt run holds the lock on this database: .*(pid|dbcrypt rotate)/);
     expect(await first.done).toBe(0);
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
+  it("Ctrl-C stops at a batch boundary with exit 4 and the command to continue; running it finishes", async () => {
+    const first = startCli([...rotateArgs(), "--batch-size", "5", "--sleep", "50ms"]);
+    await until(() => /values; total/.test(first.stderr()));
+    first.signal("SIGINT");
+    expect(await first.done).toBe(4);
+    expect(first.stderr()).toContain("SIGINT received, stopping at the end of the current batch");
+    const summary = first.stdoutLines().join("\n");
+    expect(summary).toContain("rotate: stopped by a signal before finishing; re-run to continue");
+    const continueWith = /to continue: (dbcrypt rotate .*)$/m.exec(summary)?.[1];
+    expect(continueWith).toBe(`dbcrypt ${rotateArgs().map((arg) => (arg === keyB.base64 || arg === keyA.base64 ? "<key>" : arg)).join(" ")} --batch-size 5 --sleep 50ms`.replace(/'/g, ""));
+    const finish = await runCli(rotateArgs());
+    expect(finish.code, finish.stderr).toBe(0);
     await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
   });
 

@@ -1,8 +1,7 @@
 import type { Command } from "commander";
 import { decrypt } from "../../ops/decrypt.js";
-import { addWriteOptions, printResult, readOnlyFor, requireValue, withSession, writeRequest, type WriteFlags } from "../common.js";
+import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
-import { StopController } from "../stop.js";
 
 interface DecryptFlags extends WriteFlags {
   keys?: string;
@@ -19,16 +18,7 @@ export function registerDecrypt(program: Command, run: (body: () => Promise<numb
     run(async () => {
       const keys = parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
       requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
-      const stop = new StopController();
-      stop.install();
-      const { request, close } = writeRequest(flags, "decrypt", stop);
-      try {
-        const result = await withSession(flags, "decrypt", readOnlyFor(flags), (session) => decrypt(session, { ...request, keys }));
-        return printResult(flags, result);
-      } finally {
-        close();
-        stop.uninstall();
-      }
+      return runWriteCommand(flags, "decrypt", (session, request) => decrypt(session, { ...request, keys }));
     }),
   );
 }

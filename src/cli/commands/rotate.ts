@@ -1,9 +1,8 @@
 import type { Command } from "commander";
 import { DbcryptError } from "../../errors.js";
 import { rotate } from "../../ops/rotate.js";
-import { addWriteOptions, printResult, readOnlyFor, requireValue, withSession, writeRequest, type WriteFlags } from "../common.js";
+import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList, parseSingleKey } from "../key-input.js";
-import { StopController } from "../stop.js";
 
 interface RotateFlags extends WriteFlags {
   newKey?: string;
@@ -23,16 +22,7 @@ export function registerRotate(program: Command, run: (body: () => Promise<numbe
       const oldKeys = parseKeyList(fromFlagOrEnv(flags.oldKeys, "DBCRYPT_OLD_KEYS"), "--old-keys");
       const repeated = oldKeys.findIndex((key) => key.id === newKey.id);
       if (repeated >= 0) throw new DbcryptError("bad_key", `--old-keys key ${repeated + 1} is the same as the new key`, { hint: "list the new key only in --new-key" });
-      const stop = new StopController();
-      stop.install();
-      const { request, close } = writeRequest(flags, "rotate", stop);
-      try {
-        const result = await withSession(flags, "rotate", readOnlyFor(flags), (session) => rotate(session, { ...request, newKey, oldKeys }));
-        return printResult(flags, result);
-      } finally {
-        close();
-        stop.uninstall();
-      }
+      return runWriteCommand(flags, "rotate", (session, request) => rotate(session, { ...request, newKey, oldKeys }));
     }),
   );
 }
