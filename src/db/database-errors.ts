@@ -31,7 +31,9 @@ export function isConnectionError(error: unknown): boolean {
   if (typeof raw?.code === "string" && CONNECTION_ERRNOS.has(raw.code)) return true;
   if (typeof raw?.code === "string" && raw.code.startsWith("08")) return true;
   const message = typeof raw?.message === "string" ? raw.message : "";
-  return /Connection terminated|connection timeout|terminating connection/i.test(message);
+  // pg reports a query on a client whose socket already died (dropped while idle between batches)
+  // only as "… is not queryable", without a code; it is the same lost connection.
+  return /Connection terminated|connection timeout|terminating connection|is not queryable/i.test(message);
 }
 
 export function toDbcryptError(error: unknown, doing: string): DbcryptError {

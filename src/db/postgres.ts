@@ -14,7 +14,8 @@ import {
   selectKeyByDigestSql,
   selectKeysSql,
 } from "./keys-table-sql.js";
-import { censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
+import { hasPlaintext, toCensusGroups } from "./census-groups.js";
+import { censusByKeySql, censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
 import { redactUrl } from "./target.js";
 
 export interface PostgresSessionLimits {
@@ -45,6 +46,8 @@ export class PostgresDialect implements Dialect {
   readonly #readOnly: boolean;
   /** Batch reads run here, so the next batch is read while the previous one is written. */
   #readClient: Promise<pg.Client> | undefined;
+  /** Set when the session holding the run lock dies: the lock went with it, so work must stop. */
+  #lockLost: DbcryptError | undefined;
 
   private constructor(url: string, keysTable: string, client: pg.Client, applicationName: string, limits: PostgresSessionLimits, readOnly: boolean) {
     this.#url = url;
@@ -103,6 +106,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async revokeKey(keyId: string): Promise<"revoked" | "not-active"> {
+    if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       const result = await this.#client.query(revokeKeySql(this.keysTable, postgresPlaceholder), [keyId]);
       return result.rowCount === 1 ? "revoked" : "not-active";
@@ -176,20 +180,19 @@ export class PostgresDialect implements Dialect {
   }
 
   async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {
-    const statement = censusSql(table, column);
-    const result = await this.#query<{ key_id: string | null; rows: string; nulls: string; empties: string; blanks: string; empty_objects: string }>(
-      statement.text,
-      statement.values,
-      `census ${tableLabel(table.ref)}.${column.column}`,
-    );
-    return result.rows.map((row) => ({
-      keyId: row.key_id,
+    const doing = `census ${tableLabel(table.ref)}.${column.column}`;
+    const byKey = censusByKeySql(table, column);
+    const counts = (await this.#query<{ key_id: string | null; rows: string }>(byKey.text, byKey.values, doing)).rows.map((row) => ({ keyId: row.key_id, rows: Number(row.rows) }));
+    if (!hasPlaintext(counts)) return toCensusGroups(counts, undefined);
+    const breakdown = censusSql(table, column);
+    const row = (await this.#query<{ rows: string; nulls: string; empties: string; blanks: string; empty_objects: string }>(breakdown.text, breakdown.values, doing)).rows[0];
+    return toCensusGroups(counts, row && {
       rows: Number(row.rows),
       nulls: Number(row.nulls),
       empties: Number(row.empties),
       blanks: Number(row.blanks),
       emptyObjects: Number(row.empty_objects),
-    }));
+    });
   }
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {
@@ -262,8 +265,20 @@ export class PostgresDialect implements Dialect {
       throw toDbcryptError(error, "take the run lock");
     }
     void command;
+    // The advisory lock lives only as long as its session. If that connection drops (network, a
+    // pooler, pg_terminate_backend) while this run goes on, a second run could start alongside it,
+    // so every later statement fails instead (see #query).
+    const onLost = () => {
+      this.#lockLost ??= new DbcryptError("database_unreachable", "lost the database connection that holds the run lock; stopped so that no second dbcrypt run can work alongside this one", {
+        hint: "check that the database is up and reachable, then re-run; finished batches are kept",
+      });
+    };
+    lockClient.on("error", onLost);
+    lockClient.on("end", onLost);
     return {
       release: async () => {
+        lockClient.off("error", onLost);
+        lockClient.off("end", onLost);
         await lockClient.query("SELECT pg_advisory_unlock($1, $2)", [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
         await lockClient.end().catch(() => undefined);
       },
@@ -294,6 +309,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<pg.QueryResult<Row>> {
+    if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       return await this.#client.query<Row>(text, values);
     } catch (error) {
@@ -302,6 +318,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async #queryArrays(text: string, values: unknown[], doing: string, client: pg.Client = this.#client): Promise<pg.QueryArrayResult<unknown[]>> {
+    if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       return await client.query({ text, values, rowMode: "array" });
     } catch (error) {

@@ -62,18 +62,21 @@ export function deleteRowSqlite(table: EncryptedTable): string {
   return `UPDATE ${tableName(table)} SET ${set.join(", ")} WHERE ${match.join(" AND ")}`;
 }
 
+/** As on PostgreSQL: a bare grouped count first, the plaintext breakdown only when needed. */
+export function censusByKeySqlite(table: EncryptedTable, column: { keyIdColumn: string }): string {
+  return `SELECT ${quoteIdent(column.keyIdColumn)} AS key_id, count(*) AS rows FROM ${tableName(table)} GROUP BY 1`;
+}
+
 export function censusSqlite(table: EncryptedTable, column: { column: string; keyIdColumn: string }): string {
   const value = quoteIdent(column.column);
-  const keyId = `NULLIF(${quoteIdent(column.keyIdColumn)}, '')`;
-  const plaintext = `${keyId} IS NULL`;
   const trimmed = `trim(${value}, char(32, 9, 10, 13, 11, 12))`;
   return (
-    `SELECT ${keyId} AS key_id, count(*) AS rows, ` +
-    `coalesce(sum(${plaintext} AND ${value} IS NULL), 0) AS nulls, ` +
-    `coalesce(sum(${plaintext} AND ${value} = ''), 0) AS empties, ` +
-    `coalesce(sum(${plaintext} AND ${trimmed} = ''), 0) AS blanks, ` +
-    `coalesce(sum(${plaintext} AND ${trimmed} = '{}'), 0) AS empty_objects ` +
-    `FROM ${tableName(table)} GROUP BY 1`
+    `SELECT count(*) AS rows, ` +
+    `coalesce(sum(${value} IS NULL), 0) AS nulls, ` +
+    `coalesce(sum(${value} = ''), 0) AS empties, ` +
+    `coalesce(sum(${trimmed} = ''), 0) AS blanks, ` +
+    `coalesce(sum(${trimmed} = '{}'), 0) AS empty_objects ` +
+    `FROM ${tableName(table)} WHERE NULLIF(${quoteIdent(column.keyIdColumn)}, '') IS NULL`
   );
 }
 

@@ -15,7 +15,8 @@ import {
   sqlitePlaceholder,
 } from "./keys-table-sql.js";
 import { acquireLockFile } from "./lock-file.js";
-import { censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite } from "./sqlite-sql.js";
+import { hasPlaintext, toCensusGroups } from "./census-groups.js";
+import { censusByKeySqlite, censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite } from "./sqlite-sql.js";
 
 export interface SqliteOptions {
   readOnly: boolean;
@@ -145,10 +146,12 @@ export class SqliteDialect implements Dialect {
   }
 
   async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {
-    const rows = this.#run(() => this.#prepare(censusSqlite(table, column)).all(), `census ${tableLabel(table.ref)}.${column.column}`) as {
-      key_id: string | null; rows: number; nulls: number; empties: number; blanks: number; empty_objects: number;
-    }[];
-    return rows.map((row) => ({ keyId: row.key_id, rows: row.rows, nulls: row.nulls, empties: row.empties, blanks: row.blanks, emptyObjects: row.empty_objects }));
+    const doing = `census ${tableLabel(table.ref)}.${column.column}`;
+    const counts = (this.#run(() => this.#prepare(censusByKeySqlite(table, column)).all(), doing) as { key_id: unknown; rows: number }[])
+      .map((row) => ({ keyId: row.key_id === null ? null : String(row.key_id), rows: row.rows }));
+    if (!hasPlaintext(counts)) return toCensusGroups(counts, undefined);
+    const row = this.#run(() => this.#prepare(censusSqlite(table, column)).get(), doing) as { rows: number; nulls: number; empties: number; blanks: number; empty_objects: number } | undefined;
+    return toCensusGroups(counts, row && { rows: row.rows, nulls: row.nulls, empties: row.empties, blanks: row.blanks, emptyObjects: row.empty_objects });
   }
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {
