@@ -2,7 +2,8 @@ import type { BatchFilter, BatchRow, Dialect, RowKey, RowWrite } from "../db/dia
 import type { EmitEvent } from "../report/events.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
-import { growBatch, shrinkBatch, withBatchRetries, type RetryPolicy } from "./batch-retry.js";
+import { DbcryptError } from "../errors.js";
+import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batch-retry.js";
 import { Pacer, type PacingOptions } from "./pacing.js";
 
 /**
@@ -57,97 +58,189 @@ export interface RunOutcome {
   undecryptable: { table: string; rowKey: Record<string, string>; failure: RowFailure }[];
 }
 
-type AppliedBatch = Awaited<ReturnType<typeof applyBatch>>;
+interface PlannedBatch {
+  rows: BatchRow[];
+  /** The LIMIT the rows were read with: fewer rows than this means the table is done. */
+  limit: number;
+  /** The cursor the rows were read after: where to start again if this batch has to be redone. */
+  cursorBefore: RowKey | undefined;
+  writes: RowWrite[];
+  changedValues: Map<RowKey, number>;
+  failures: { rowKey: RowKey; failure: RowFailure }[];
+}
+
+interface AppliedBatch {
+  planned: PlannedBatch;
+  written: number;
+  valuesWritten: number;
+  conflicts: number;
+}
+
+interface PendingRead {
+  rows: Promise<BatchRow[]>;
+  limit: number;
+  cursorBefore: RowKey | undefined;
+}
 
 export async function runBatches(dialect: Dialect, tables: EncryptedTable[], options: RunOptions): Promise<RunOutcome> {
-  const outcomes = new Map<string, TableOutcome>(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, valuesWritten: 0, conflicts: 0, undecryptable: 0 }]));
-  const undecryptable: RunOutcome["undecryptable"] = [];
-  const reported = new Set<string>();
-  const totalRows = [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0);
-  const pacer = new Pacer(options.pacing, dialect, options.emit, options.shouldStop);
-  const progress = { done: 0 };
-  let conflictsThisPass = 0;
+  const run: RunState = {
+    dialect,
+    options,
+    outcomes: new Map(tables.map((table) => [tableLabel(table.ref), { table: tableLabel(table.ref), written: 0, valuesWritten: 0, conflicts: 0, undecryptable: 0 }])),
+    undecryptable: [],
+    reported: new Set(),
+    totalRows: [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0),
+    pacer: new Pacer(options.pacing, dialect, options.emit, options.shouldStop),
+    done: 0,
+    conflictsThisPass: 0,
+  };
   for (let pass = 1; pass <= options.maxPasses; pass++) {
-    if (pass > 1) options.emit({ type: "pass", pass, reason: `${conflictsThisPass} row(s) changed underneath during the previous pass` });
-    conflictsThisPass = 0;
+    if (pass > 1) options.emit({ type: "pass", pass, reason: `${run.conflictsThisPass} row(s) changed underneath during the previous pass` });
+    run.conflictsThisPass = 0;
     for (const table of tables) {
       const label = tableLabel(table.ref);
-      const outcome = outcomes.get(label) as TableOutcome;
-      const tableRows = options.expectedRows.get(label) ?? 0;
-      if (pass === 1) options.emit({ type: "table-start", table: label, rows: tableRows });
-      let tableDone = outcome.valuesWritten;
-      let after: RowKey | undefined;
-      let batchSize = options.batchSize;
-      // The next batch, read on a second connection while this one is written (where possible).
-      let prefetched: { rows: Promise<BatchRow[]>; limit: number } | undefined;
-      for (;;) {
-        await yieldToEventLoop();
-        if (options.shouldStop()) return { tables: [...outcomes.values()], stoppedEarly: true, unresolvedConflicts: conflictsThisPass, undecryptable };
-        await pacer.beforeBatch();
-        const step = await withBatchRetries(
-          options.retryPolicy,
-          async (): Promise<{ rows: BatchRow[]; limit: number; batch: AppliedBatch | undefined }> => {
-            const read = prefetched ?? { rows: dialect.readBatch(table, options.filter, after, batchSize), limit: batchSize };
-            prefetched = undefined;
-            const rows = await read.rows;
-            if (rows.length === 0) return { rows, limit: read.limit, batch: undefined };
-            if (dialect.capabilities.concurrentReads && rows.length === read.limit) {
-              const nextRows = dialect.readBatch(table, options.filter, (rows[rows.length - 1] as BatchRow).rowKey, batchSize);
-              // Marks the rejection handled if this batch fails first; awaiting it later still throws.
-              nextRows.catch(() => undefined);
-              prefetched = { rows: nextRows, limit: batchSize };
-            }
-            return { rows, limit: read.limit, batch: await applyBatch(dialect, table, rows, options.action) };
-          },
-          (error, attempt, delayMs) => {
-            prefetched = undefined;
-            batchSize = shrinkBatch(batchSize);
-            options.emit({ type: "retry", table: label, attempt, error: error.message, delayMs, nextBatchSize: batchSize });
-          },
-        );
-        const { rows, limit, batch } = step;
-        if (batch === undefined) break;
-        after = (rows[rows.length - 1] as BatchRow).rowKey;
-        for (const failed of batch.failures) {
-          const rowKey = describeRowKey(table, failed.rowKey);
-          const id = `${label}|${JSON.stringify(rowKey)}|${failed.failure.column}`;
-          if (reported.has(id)) continue;
-          reported.add(id);
-          undecryptable.push({ table: label, rowKey, failure: failed.failure });
-          outcome.undecryptable++;
-          options.emit({ type: "undecryptable", table: label, column: failed.failure.column, rowKey, keyId: failed.failure.keyId, reason: failed.failure.reason });
-        }
-        outcome.written += batch.written;
-        outcome.valuesWritten += batch.valuesWritten;
-        outcome.conflicts += batch.conflicts;
-        conflictsThisPass += batch.conflicts;
-        tableDone += batch.valuesWritten;
-        progress.done += batch.valuesWritten;
-        if (batch.conflicts > 0) options.emit({ type: "skipped-concurrent", table: label, rows: batch.conflicts });
-        options.emit({
-          type: "batch",
-          table: label,
-          scanned: rows.length,
-          written: batch.written,
-          conflicts: batch.conflicts,
-          undecryptable: batch.failures.length,
-          tableDone,
-          tableRows: Math.max(tableRows, tableDone),
-          done: progress.done,
-          totalRows: Math.max(totalRows, progress.done),
-        });
-        const fullBatch = rows.length === limit;
-        batchSize = growBatch(batchSize, options.batchSize);
-        await pacer.afterBatch(batch.valuesWritten);
-        if (!fullBatch) break;
-      }
+      const outcome = run.outcomes.get(label) as TableOutcome;
+      if (pass === 1) options.emit({ type: "table-start", table: label, rows: options.expectedRows.get(label) ?? 0 });
+      const finished = await walkTable(run, table);
+      if (!finished) return { tables: [...run.outcomes.values()], stoppedEarly: true, unresolvedConflicts: run.conflictsThisPass, undecryptable: run.undecryptable };
       if (pass === 1 || outcome.conflicts > 0) {
         options.emit({ type: "table-done", table: label, written: outcome.written, conflicts: outcome.conflicts, undecryptable: outcome.undecryptable });
       }
     }
-    if (conflictsThisPass === 0) break;
+    if (run.conflictsThisPass === 0) break;
   }
-  return { tables: [...outcomes.values()], stoppedEarly: false, unresolvedConflicts: conflictsThisPass, undecryptable };
+  return { tables: [...run.outcomes.values()], stoppedEarly: false, unresolvedConflicts: run.conflictsThisPass, undecryptable: run.undecryptable };
+}
+
+interface RunState {
+  dialect: Dialect;
+  options: RunOptions;
+  outcomes: Map<string, TableOutcome>;
+  undecryptable: RunOutcome["undecryptable"];
+  reported: Set<string>;
+  totalRows: number;
+  pacer: Pacer;
+  done: number;
+  conflictsThisPass: number;
+}
+
+/**
+ * Walks one table as a pipeline: while batch N is being written, batch N+1 is already read (on a
+ * second connection where the dialect has one) and its new ciphertexts computed. At most one write
+ * is in flight, and a batch is counted only once its write has committed. When a write fails with
+ * a retryable error, everything after the last committed batch is dropped and read again from
+ * there, with a smaller batch, after a backoff. Returns false when asked to stop (the write in
+ * flight is finished first).
+ */
+async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean> {
+  const { dialect, options } = run;
+  const label = tableLabel(table.ref);
+  let batchSize = options.batchSize;
+  let committedCursor: RowKey | undefined;
+  let after: RowKey | undefined;
+  let prefetched: PendingRead | undefined;
+  let inFlight: Promise<AppliedBatch> | undefined;
+  let failedAttempts = 0;
+
+  const settle = async (): Promise<void> => {
+    const writing = inFlight;
+    inFlight = undefined;
+    if (writing === undefined) return;
+    const applied = await writing;
+    committedCursor = lastRowKey(applied.planned.rows);
+    recordBatch(run, table, applied);
+    await run.pacer.afterBatch(applied.valuesWritten);
+  };
+
+  for (;;) {
+    await yieldToEventLoop();
+    if (options.shouldStop()) {
+      await settle();
+      return false;
+    }
+    try {
+      await run.pacer.beforeBatch();
+      const read = prefetched ?? { rows: dialect.readBatch(table, options.filter, after, batchSize), limit: batchSize, cursorBefore: after };
+      prefetched = undefined;
+      const rows = await read.rows;
+      const full = rows.length === read.limit;
+      if (full && dialect.capabilities.concurrentReads) {
+        const nextRows = dialect.readBatch(table, options.filter, lastRowKey(rows), batchSize);
+        // Marks a rejection handled if an earlier step fails first; awaiting it later still throws.
+        nextRows.catch(() => undefined);
+        prefetched = { rows: nextRows, limit: batchSize, cursorBefore: lastRowKey(rows) };
+      }
+      const planned = rows.length > 0 ? planBatch(table, rows, read, options.action) : undefined;
+      await settle();
+      if (planned === undefined) return true;
+      after = lastRowKey(rows);
+      const writing = commitBatch(dialect, table, planned, options.action);
+      writing.catch(() => undefined);
+      inFlight = writing;
+      failedAttempts = 0;
+      batchSize = growBatch(batchSize, options.batchSize);
+      if (!full) {
+        await settle();
+        return true;
+      }
+    } catch (error) {
+      // Count what did commit before deciding anything, so no finished batch is lost or redone.
+      const settled = await settle().then(() => undefined, (settleError: unknown) => settleError);
+      const failure = settled ?? error;
+      prefetched = undefined;
+      after = committedCursor;
+      failedAttempts++;
+      if (!(failure instanceof DbcryptError) || !failure.retryable) throw failure;
+      if (failedAttempts >= options.retryPolicy.maxAttempts) {
+        throw new DbcryptError("database_error", `gave up after ${failedAttempts} tries: ${failure.message}`, {
+          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout; finished batches are kept",
+          cause: failure,
+        });
+      }
+      batchSize = shrinkBatch(batchSize);
+      const delayMs = backoffDelayMs(options.retryPolicy, failedAttempts);
+      options.emit({ type: "retry", table: label, attempt: failedAttempts, error: failure.message, delayMs, nextBatchSize: batchSize });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+function lastRowKey(rows: BatchRow[]): RowKey {
+  return (rows[rows.length - 1] as BatchRow).rowKey;
+}
+
+function recordBatch(run: RunState, table: EncryptedTable, applied: AppliedBatch): void {
+  const { options } = run;
+  const label = tableLabel(table.ref);
+  const outcome = run.outcomes.get(label) as TableOutcome;
+  for (const failed of applied.planned.failures) {
+    const rowKey = describeRowKey(table, failed.rowKey);
+    const id = `${label}|${JSON.stringify(rowKey)}|${failed.failure.column}`;
+    if (run.reported.has(id)) continue;
+    run.reported.add(id);
+    run.undecryptable.push({ table: label, rowKey, failure: failed.failure });
+    outcome.undecryptable++;
+    options.emit({ type: "undecryptable", table: label, column: failed.failure.column, rowKey, keyId: failed.failure.keyId, reason: failed.failure.reason });
+  }
+  outcome.written += applied.written;
+  outcome.valuesWritten += applied.valuesWritten;
+  outcome.conflicts += applied.conflicts;
+  run.conflictsThisPass += applied.conflicts;
+  run.done += applied.valuesWritten;
+  if (applied.conflicts > 0) options.emit({ type: "skipped-concurrent", table: label, rows: applied.conflicts });
+  const tableRows = options.expectedRows.get(label) ?? 0;
+  options.emit({
+    type: "batch",
+    table: label,
+    scanned: applied.planned.rows.length,
+    written: applied.written,
+    conflicts: applied.conflicts,
+    undecryptable: applied.planned.failures.length,
+    tableDone: outcome.valuesWritten,
+    tableRows: Math.max(tableRows, outcome.valuesWritten),
+    done: run.done,
+    totalRows: Math.max(run.totalRows, run.done),
+  });
 }
 
 /**
@@ -158,34 +251,34 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function applyBatch(
-  dialect: Dialect,
-  table: EncryptedTable,
-  rows: BatchRow[],
-  action: BatchAction,
-): Promise<{ written: number; valuesWritten: number; conflicts: number; failures: { rowKey: RowKey; failure: RowFailure }[] }> {
+/** The CPU part of a batch (decrypt and encrypt), done while the previous batch is being written. */
+function planBatch(table: EncryptedTable, rows: BatchRow[], read: PendingRead, action: BatchAction): PlannedBatch {
+  const planned: PlannedBatch = { rows, limit: read.limit, cursorBefore: read.cursorBefore, writes: [], changedValues: new Map(), failures: [] };
+  if (action.kind === "delete") return planned;
+  for (const row of rows) {
+    const plan = action.planRow(row, table);
+    if (plan.kind === "write") {
+      planned.writes.push({ rowKey: row.rowKey, version: row.version, expected: row.fields, next: plan.next });
+      planned.changedValues.set(row.rowKey, plan.changedValues);
+    } else if (plan.kind === "fail") planned.failures.push({ rowKey: row.rowKey, failure: plan.failure });
+  }
+  return planned;
+}
+
+async function commitBatch(dialect: Dialect, table: EncryptedTable, planned: PlannedBatch, action: BatchAction): Promise<AppliedBatch> {
+  const { rows } = planned;
   if (action.kind === "delete") {
     const changed = await dialect.deleteBatch(table, rows.map((row) => row.rowKey));
     const encryptedValues = rows.reduce((sum, row) => sum + row.fields.filter((field) => field.keyId !== null && field.keyId !== "").length, 0);
     // Rows that stopped being encrypted between read and delete are not counted.
     const valuesWritten = changed === rows.length ? encryptedValues : Math.round((encryptedValues * changed) / rows.length);
-    return { written: changed, valuesWritten, conflicts: 0, failures: [] };
+    return { planned, written: changed, valuesWritten, conflicts: 0 };
   }
-  const writes: RowWrite[] = [];
-  const changedValues = new Map<RowKey, number>();
-  const failures: { rowKey: RowKey; failure: RowFailure }[] = [];
-  for (const row of rows) {
-    const plan = action.planRow(row, table);
-    if (plan.kind === "write") {
-      writes.push({ rowKey: row.rowKey, version: row.version, expected: row.fields, next: plan.next });
-      changedValues.set(row.rowKey, plan.changedValues);
-    } else if (plan.kind === "fail") failures.push({ rowKey: row.rowKey, failure: plan.failure });
-  }
-  const outcome = await dialect.writeBatch(table, writes);
+  const outcome = await dialect.writeBatch(table, planned.writes);
   let valuesWritten = 0;
-  for (const values of changedValues.values()) valuesWritten += values;
-  for (const rowKey of outcome.conflicts) valuesWritten -= changedValues.get(rowKey) ?? 0;
-  return { written: outcome.written, valuesWritten, conflicts: outcome.conflicts.length, failures };
+  for (const values of planned.changedValues.values()) valuesWritten += values;
+  for (const rowKey of outcome.conflicts) valuesWritten -= planned.changedValues.get(rowKey) ?? 0;
+  return { planned, written: outcome.written, valuesWritten, conflicts: outcome.conflicts.length };
 }
 
 /** Row keys are how problems are reported: never by value. */
