@@ -31,6 +31,7 @@ export interface WriteFlags extends GlobalFlags {
   maxRowsPerSecond?: number;
   maxReplicaLag?: number;
   jsonEvents?: boolean;
+  cryptoThreads: number;
 }
 
 export interface TimeoutFlags {
@@ -66,11 +67,17 @@ export function addWriteOptions(command: Command): Command {
     .addOption(new Option("--sleep <duration>", "pause between batches (e.g. 100ms)").default(0, "0").argParser(parseDuration))
     .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
     .addOption(new Option("--max-replica-lag <duration>", "PostgreSQL: pause while a replica's replay lag is above this").argParser(parseDuration))
-    .option("--json-events", "stream JSON Lines progress events on stdout, ending with the result");
+    .option("--json-events", "stream JSON Lines progress events on stdout, ending with the result")
+    .addOption(new Option("--crypto-threads <n>", "worker threads for decrypt/encrypt on large runs (0: main thread only)").default(0).argParser(parseThreadCount));
 }
 
 export function parsePositiveInteger(text: string): number {
   if (!/^[1-9][0-9]*$/.test(text) || Number(text) > 1_000_000) throw new InvalidArgumentError("must be a whole number from 1 to 1000000");
+  return Number(text);
+}
+
+export function parseThreadCount(text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) > 64) throw new InvalidArgumentError("must be a whole number from 0 to 64");
   return Number(text);
 }
 
@@ -132,6 +139,7 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
   const request: WriteRequest = {
     batchSize: flags.batchSize,
     pacing: { sleepMs: flags.sleep, maxValuesPerSecond: flags.maxRowsPerSecond, maxReplicaLagMs: flags.maxReplicaLag },
+    cryptoThreads: flags.cryptoThreads,
     dryRun: Boolean(flags.dryRun),
     emit,
     shouldStop: () => stop.shouldStop(),

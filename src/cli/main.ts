@@ -58,14 +58,26 @@ function reportError(error: unknown, asJson: boolean): number {
         hint: "this is a bug in dbcrypt; the database was left in a consistent state, re-running is safe",
         cause: error,
       });
-  process.stderr.write(`dbcrypt: error: ${failure.message}\n`);
-  for (const line of failure.details) process.stderr.write(`  ${line}\n`);
-  if (failure.hint) process.stderr.write(`  hint: ${failure.hint}\n`);
+  // A message can carry text from outside (a config key, a file or table name, a driver's error):
+  // control characters in it would break the one-line error, or fake or colour output lines.
+  const message = oneLine(failure.message);
+  const details = failure.details.map(oneLine);
+  const hint = failure.hint === undefined ? undefined : oneLine(failure.hint);
+  process.stderr.write(`dbcrypt: error: ${message}\n`);
+  for (const line of details) process.stderr.write(`  ${line}\n`);
+  if (hint) process.stderr.write(`  hint: ${hint}\n`);
   if ((process.env.DBCRYPT_DEBUG || process.argv.includes("--verbose") || process.argv.includes("-v")) && failure.cause instanceof Error && failure.cause.stack) {
     process.stderr.write(`${failure.cause.stack}\n`);
   }
   if (asJson) {
-    process.stdout.write(`${JSON.stringify({ version: 1, error: { code: failure.code, exitCode: failure.exitCode, message: failure.message, details: failure.details, hint: failure.hint ?? null } })}\n`);
+    process.stdout.write(`${JSON.stringify({ version: 1, error: { code: failure.code, exitCode: failure.exitCode, message, details, hint: hint ?? null } })}\n`);
   }
   return failure.exitCode;
+}
+
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** Control characters (C0, DEL, C1, and the Unicode line and paragraph separators) as escapes. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) => ESCAPES[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -35,6 +35,11 @@ export class Keyring {
     return this.#byId.has(keyId);
   }
 
+  /** Every key, primary first. */
+  get keys(): EncryptionKey[] {
+    return [...this.#byId.values()];
+  }
+
   get ids(): string[] {
     return [...this.#byId.keys()];
   }

@@ -104,7 +104,9 @@ export class SqliteDialect implements Dialect {
 
   async introspect(): Promise<CatalogTable[]> {
     return this.#run(() => {
-      const names = this.#db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+      // Only SQLite's own sqlite_* tables are skipped. In LIKE, '_' matches any character, so an
+      // unescaped 'sqlite_%' also hid user tables such as "sqliteX…" and left them unprocessed.
+      const names = this.#db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").pluck().all() as string[];
       return names.map((name) => this.#describeTable(name));
     }, "read the schema");
   }

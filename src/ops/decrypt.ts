@@ -4,7 +4,7 @@ import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
-import { decryptRowPlanner } from "./row-plans.js";
+import { decryptTransform } from "./row-transform.js";
 import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
 
@@ -29,7 +29,7 @@ export async function decrypt(session: Session, request: DecryptRequest): Promis
       schema,
       census,
       filter: { kind: "encrypted" },
-      action: { kind: "rewrite", planRow: decryptRowPlanner(keyring) },
+      action: { kind: "rewrite", transform: decryptTransform(keyring) },
       revokeCandidates: activeIds(keys),
       beforeWrites: async () => [],
       continueWith: "dbcrypt decrypt with the same keys",

@@ -11,6 +11,8 @@ import type { RunOutcome, TableOutcome } from "./runner.js";
 export interface WriteRequest {
   batchSize: number;
   pacing: PacingOptions;
+  /** Worker threads for the crypto of large runs; 0 keeps it on the main thread. */
+  cryptoThreads: number;
   dryRun: boolean;
   emit: EmitEvent;
   shouldStop: () => boolean;

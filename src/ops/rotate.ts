@@ -4,7 +4,7 @@ import { DbcryptError } from "../errors.js";
 import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
-import { rotateRowPlanner } from "./row-plans.js";
+import { rotateTransform } from "./row-transform.js";
 import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
 import type { KeyRow } from "../db/dialect.js";
@@ -37,7 +37,7 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
       schema,
       census,
       filter: { kind: "not-under-key", keyId: request.newKey.id },
-      action: { kind: "rewrite", planRow: rotateRowPlanner(request.newKey, keyring) },
+      action: { kind: "rewrite", transform: rotateTransform(request.newKey, keyring) },
       revokeCandidates: activeIdsExcept(keys, request.newKey.id),
       beforeWrites: async () => {
         if (keys.some((row) => row.activeKeyDigest === request.newKey.id)) return [];

@@ -5,6 +5,8 @@ import { tableLabel } from "../schema/model.js";
 import { DbcryptError } from "../errors.js";
 import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batch-retry.js";
 import { Pacer, type PacingOptions } from "./pacing.js";
+import { createPlanner, type BatchPlanner } from "./batch-planner.js";
+import type { RowTransformSpec } from "./row-transform.js";
 
 /**
  * The one batch loop every write operation shares: keyset pagination over the row key, one short
@@ -22,7 +24,7 @@ export interface RowFailure {
 export type RowPlan = { kind: "write"; next: RowWrite["next"]; changedValues: number } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
 
 export type BatchAction =
-  | { kind: "rewrite"; planRow: (row: BatchRow, table: EncryptedTable) => RowPlan }
+  | { kind: "rewrite"; transform: RowTransformSpec }
   | { kind: "delete" };
 
 export interface RunOptions {
@@ -38,6 +40,8 @@ export interface RunOptions {
   maxPasses: number;
   pacing: PacingOptions;
   retryPolicy: RetryPolicy;
+  /** Worker threads for the crypto; 0 keeps it on the main thread. */
+  cryptoThreads: number;
 }
 
 export interface TableOutcome {
@@ -76,10 +80,11 @@ interface AppliedBatch {
   conflicts: number;
 }
 
-interface PendingRead {
-  rows: Promise<BatchRow[]>;
+interface QueuedBatch {
+  rows: BatchRow[];
   limit: number;
   cursorBefore: RowKey | undefined;
+  planned: Promise<PlannedBatch>;
 }
 
 export async function runBatches(dialect: Dialect, tables: EncryptedTable[], options: RunOptions): Promise<RunOutcome> {
@@ -91,9 +96,19 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
     reported: new Set(),
     totalRows: [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0),
     pacer: new Pacer(options.pacing, dialect, options.emit, options.shouldStop),
+    planner: options.action.kind === "rewrite" ? createPlanner(options.action.transform, options.cryptoThreads, [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0)) : undefined,
     done: 0,
     conflictsThisPass: 0,
   };
+  try {
+    return await runPasses(run, tables);
+  } finally {
+    await run.planner?.close();
+  }
+}
+
+async function runPasses(run: RunState, tables: EncryptedTable[]): Promise<RunOutcome> {
+  const { options } = run;
   for (let pass = 1; pass <= options.maxPasses; pass++) {
     if (pass > 1) options.emit({ type: "pass", pass, reason: `${run.conflictsThisPass} row(s) changed underneath during the previous pass` });
     run.conflictsThisPass = 0;
@@ -120,25 +135,28 @@ interface RunState {
   reported: Set<string>;
   totalRows: number;
   pacer: Pacer;
+  planner: BatchPlanner | undefined;
   done: number;
   conflictsThisPass: number;
 }
 
 /**
- * Walks one table as a pipeline: while batch N is being written, batch N+1 is already read (on a
- * second connection where the dialect has one) and its new ciphertexts computed. At most one write
- * is in flight, and a batch is counted only once its write has committed. When a write fails with
- * a retryable error, everything after the last committed batch is dropped and read again from
- * there, with a smaller batch, after a backoff. Returns false when asked to stop (the write in
- * flight is finished first).
+ * Walks one table as a pipeline: batches are read ahead and their crypto computed (on worker
+ * threads when there are any, several batches at once) while the previous batch is being written.
+ * At most one write is in flight, writes happen in key order, and a batch is counted only once its
+ * write has committed. When a step fails with a retryable error, everything after the last
+ * committed batch is dropped and read again from there, with a smaller batch, after a backoff.
+ * Returns false when asked to stop (the write in flight is finished first).
  */
 async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean> {
   const { dialect, options } = run;
   const label = tableLabel(table.ref);
+  const depth = run.planner?.depth ?? 1;
   let batchSize = options.batchSize;
   let committedCursor: RowKey | undefined;
-  let after: RowKey | undefined;
-  let prefetched: PendingRead | undefined;
+  let readCursor: RowKey | undefined;
+  let readAll = false;
+  let queue: QueuedBatch[] = [];
   let inFlight: Promise<AppliedBatch> | undefined;
   let failedAttempts = 0;
 
@@ -147,6 +165,9 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
     inFlight = undefined;
     if (writing === undefined) return;
     const applied = await writing;
+    // Only a committed write ends a run of failures: a write merely issued may still fail, and
+    // resetting the count then would retry a lock that is never released forever.
+    failedAttempts = 0;
     committedCursor = lastRowKey(applied.planned.rows);
     recordBatch(run, table, applied);
     await run.pacer.afterBatch(applied.valuesWritten);
@@ -160,35 +181,36 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
     }
     try {
       await run.pacer.beforeBatch();
-      const read = prefetched ?? { rows: dialect.readBatch(table, options.filter, after, batchSize), limit: batchSize, cursorBefore: after };
-      prefetched = undefined;
-      const rows = await read.rows;
-      const full = rows.length === read.limit;
-      if (full && dialect.capabilities.concurrentReads) {
-        const nextRows = dialect.readBatch(table, options.filter, lastRowKey(rows), batchSize);
+      while (!readAll && queue.length < depth) {
+        const limit = batchSize;
+        const cursorBefore = readCursor;
+        const rows = await dialect.readBatch(table, options.filter, cursorBefore, limit);
+        if (rows.length < limit) readAll = true;
+        if (rows.length === 0) break;
+        readCursor = lastRowKey(rows);
+        const planned = planBatch(run, table, rows, limit, cursorBefore, options.action);
         // Marks a rejection handled if an earlier step fails first; awaiting it later still throws.
-        nextRows.catch(() => undefined);
-        prefetched = { rows: nextRows, limit: batchSize, cursorBefore: lastRowKey(rows) };
+        planned.catch(() => undefined);
+        queue.push({ rows, limit, cursorBefore, planned });
       }
-      const planned = rows.length > 0 ? planBatch(table, rows, read, options.action) : undefined;
-      await settle();
-      if (planned === undefined) return true;
-      after = lastRowKey(rows);
-      const writing = commitBatch(dialect, table, planned, options.action);
-      writing.catch(() => undefined);
-      inFlight = writing;
-      failedAttempts = 0;
-      batchSize = growBatch(batchSize, options.batchSize);
-      if (!full) {
+      const next = queue.shift();
+      if (next === undefined) {
         await settle();
         return true;
       }
+      const planned = await next.planned;
+      await settle();
+      const writing = commitBatch(dialect, table, planned, options.action);
+      writing.catch(() => undefined);
+      inFlight = writing;
+      batchSize = growBatch(batchSize, options.batchSize);
     } catch (error) {
       // Count what did commit before deciding anything, so no finished batch is lost or redone.
       const settled = await settle().then(() => undefined, (settleError: unknown) => settleError);
       const failure = settled ?? error;
-      prefetched = undefined;
-      after = committedCursor;
+      queue = [];
+      readCursor = committedCursor;
+      readAll = false;
       failedAttempts++;
       if (!(failure instanceof DbcryptError) || !failure.retryable) throw failure;
       if (failedAttempts >= options.retryPolicy.maxAttempts) {
@@ -251,17 +273,18 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** The CPU part of a batch (decrypt and encrypt), done while the previous batch is being written. */
-function planBatch(table: EncryptedTable, rows: BatchRow[], read: PendingRead, action: BatchAction): PlannedBatch {
-  const planned: PlannedBatch = { rows, limit: read.limit, cursorBefore: read.cursorBefore, writes: [], changedValues: new Map(), failures: [] };
-  if (action.kind === "delete") return planned;
-  for (const row of rows) {
-    const plan = action.planRow(row, table);
+/** The CPU part of a batch (decrypt and encrypt), done while earlier batches are being written. */
+async function planBatch(run: RunState, table: EncryptedTable, rows: BatchRow[], limit: number, cursorBefore: RowKey | undefined, action: BatchAction): Promise<PlannedBatch> {
+  const planned: PlannedBatch = { rows, limit, cursorBefore, writes: [], changedValues: new Map(), failures: [] };
+  if (action.kind === "delete" || run.planner === undefined) return planned;
+  const plans = await run.planner.plan(table, rows);
+  rows.forEach((row, index) => {
+    const plan = plans[index] as RowPlan;
     if (plan.kind === "write") {
       planned.writes.push({ rowKey: row.rowKey, version: row.version, expected: row.fields, next: plan.next });
       planned.changedValues.set(row.rowKey, plan.changedValues);
     } else if (plan.kind === "fail") planned.failures.push({ rowKey: row.rowKey, failure: plan.failure });
-  }
+  });
   return planned;
 }
 

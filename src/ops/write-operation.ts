@@ -54,6 +54,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     expectedRows,
     maxPasses: MAX_CONFLICT_PASSES,
     pacing: request.pacing,
+    cryptoThreads: request.cryptoThreads,
     retryPolicy: DEFAULT_RETRY_POLICY,
   });
   const keysRevoked: string[] = [];

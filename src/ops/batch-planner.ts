@@ -1,0 +1,93 @@
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import type { BatchRow } from "../db/dialect.js";
+import { DbcryptError } from "../errors.js";
+import type { EncryptedTable } from "../schema/model.js";
+import type { PlanRequest } from "./crypto-worker.js";
+import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
+import type { RowPlan } from "./runner.js";
+
+/**
+ * Computes the row plans (the crypto) of a batch, either on the main thread or on a pool of worker
+ * threads. `depth` is how many batches the runner may have planning at once: with workers, several
+ * batches are decrypted and encrypted in parallel while the main thread reads and writes.
+ */
+export interface BatchPlanner {
+  readonly depth: number;
+  plan(table: EncryptedTable, rows: BatchRow[]): Promise<RowPlan[]>;
+  close(): Promise<void>;
+}
+
+export class InlinePlanner implements BatchPlanner {
+  readonly depth = 1;
+  readonly #planRow: ReturnType<typeof buildRowPlanner>;
+
+  constructor(spec: RowTransformSpec) {
+    this.#planRow = buildRowPlanner(spec);
+  }
+
+  async plan(table: EncryptedTable, rows: BatchRow[]): Promise<RowPlan[]> {
+    return rows.map((row) => this.#planRow(row, table));
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class WorkerPoolPlanner implements BatchPlanner {
+  readonly depth: number;
+  readonly #workers: Worker[];
+  readonly #pending = new Map<number, { resolve: (plans: RowPlan[]) => void; reject: (error: Error) => void }>();
+  #nextId = 0;
+  #nextWorker = 0;
+
+  constructor(spec: RowTransformSpec, threads: number) {
+    this.#workers = Array.from({ length: threads }, () => this.#startWorker(spec));
+    this.depth = threads + 1;
+  }
+
+  #startWorker(spec: RowTransformSpec): Worker {
+    const worker = new Worker(new URL("./crypto-worker.js", import.meta.url), { workerData: spec });
+    worker.on("message", (message: { id: number; plans?: RowPlan[]; error?: string }) => {
+      const waiting = this.#pending.get(message.id);
+      if (waiting === undefined) return;
+      this.#pending.delete(message.id);
+      if (message.plans !== undefined) waiting.resolve(message.plans);
+      else waiting.reject(new DbcryptError("internal", `crypto worker failed: ${message.error ?? "unknown error"}`));
+    });
+    worker.on("error", (error) => this.#failAll(error));
+    worker.unref();
+    return worker;
+  }
+
+  plan(table: EncryptedTable, rows: BatchRow[]): Promise<RowPlan[]> {
+    const id = this.#nextId++;
+    const worker = this.#workers[this.#nextWorker++ % this.#workers.length] as Worker;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      // Only the fields travel: row keys may be buffers or bigints the worker has no use for.
+      const request: PlanRequest = { id, table, rows: rows.map((row) => ({ rowKey: [], fields: row.fields })) };
+      worker.postMessage(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#failAll(new Error("planner closed"));
+    await Promise.all(this.#workers.map((worker) => worker.terminate()));
+  }
+
+  #failAll(error: Error): void {
+    for (const waiting of this.#pending.values()) waiting.reject(new DbcryptError("internal", `crypto worker stopped: ${error.message}`));
+    this.#pending.clear();
+  }
+}
+
+/** Worker threads pay off only when there is enough work to amortise starting them. */
+export const MIN_VALUES_FOR_WORKERS = 20_000;
+
+export function defaultCryptoThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+export function createPlanner(spec: RowTransformSpec, threads: number, expectedValues: number): BatchPlanner {
+  return threads > 0 && expectedValues >= MIN_VALUES_FOR_WORKERS ? new WorkerPoolPlanner(spec, threads) : new InlinePlanner(spec);
+}
