@@ -82,6 +82,7 @@ export function parseThreadCount(text: string): number {
 }
 
 export function parseDuration(text: string): number {
+  if (text === "0") return 0;
   const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(text);
   if (!match) throw new InvalidArgumentError("must be a duration such as 90s, 45m or 2h");
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
@@ -190,9 +191,12 @@ export async function runWriteCommand(
     return printResult(flags, result);
   } catch (error) {
     if (error instanceof DbcryptError && !flags.dryRun && (error.exitCode === ExitCode.failure || error.exitCode === ExitCode.locked)) {
+      const next = error.exitCode === ExitCode.locked
+        ? `to run it once the other run has finished: ${continueCommand(process.argv)}`
+        : `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${continueCommand(process.argv)}`;
       throw new DbcryptError(error.code, error.message, {
         hint: error.hint,
-        details: [...error.details, `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${continueCommand(process.argv)}`],
+        details: [...error.details, next],
         cause: error.cause,
         retryable: error.retryable,
       });

@@ -15,7 +15,7 @@ const packageJson = createRequire(import.meta.url)("../../package.json") as { ve
  */
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
-  const wantsJson = argv.includes("--json");
+  const wantsJson = argv.includes("--json") || argv.includes("--json-events");
   const run = async (body: () => Promise<number>): Promise<void> => {
     try {
       exitCode = await body();
@@ -70,7 +70,7 @@ function reportError(error: unknown, asJson: boolean): number {
     process.stderr.write(`${failure.cause.stack}\n`);
   }
   if (asJson) {
-    process.stdout.write(`${JSON.stringify({ version: 1, error: { code: failure.code, exitCode: failure.exitCode, message, details, hint: hint ?? null } })}\n`);
+    process.stdout.write(`${JSON.stringify({ version: 1, type: "error", error: { code: failure.code, exitCode: failure.exitCode, message, details, hint: hint ?? null } })}\n`);
   }
   return failure.exitCode;
 }

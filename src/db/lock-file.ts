@@ -39,10 +39,7 @@ export async function acquireLockFile(path: string, command: string): Promise<Ru
         });
       }
       const holder = readOwner(path);
-      if (holder !== undefined && holder.host === owner.host && !processIsAlive(holder.pid)) {
-        unlinkSync(path);
-        continue;
-      }
+      if (holder !== undefined && holder.host === owner.host && !processIsAlive(holder.pid) && removeStaleLock(path, holder)) continue;
       const who = holder === undefined ? "an unknown process" : `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since})`;
       throw new DbcryptError("lock_held", `another dbcrypt run holds the lock on this database: ${who}`, {
         hint: `wait for it to finish; if that process is gone, delete ${path}`,
@@ -50,6 +47,30 @@ export async function acquireLockFile(path: string, command: string): Promise<Ru
     }
   }
   throw new DbcryptError("lock_held", `could not take the lock file ${path}`, { hint: `if no dbcrypt run is active, delete ${path}` });
+}
+
+/**
+ * Two runs can find the same stale file at once; if both removed it, the slower one would delete
+ * the lock the faster one had just created. The takeover is therefore itself exclusive (a second
+ * O_EXCL file), and the owner is read again under it.
+ */
+function removeStaleLock(path: string, stale: LockOwner): boolean {
+  const takeover = `${path}.takeover`;
+  let fd: number;
+  try {
+    fd = openSync(takeover, "wx", 0o600);
+  } catch {
+    return false;
+  }
+  try {
+    const current = readOwner(path);
+    if (current === undefined || current.pid !== stale.pid || current.host !== stale.host || current.since !== stale.since) return current === undefined;
+    unlinkSync(path);
+    return true;
+  } finally {
+    closeSync(fd);
+    unlinkSync(takeover);
+  }
 }
 
 function readOwner(path: string): LockOwner | undefined {

@@ -286,11 +286,19 @@ export class PostgresDialect implements Dialect {
   }
 
   async replicaLagMs(): Promise<number> {
-    const result = await this.#query<{ lag_ms: number | null }>(
-      "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms FROM pg_stat_replication",
+    const result = await this.#query<{ lag_ms: number | null; hidden: string }>(
+      "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms, count(*) FILTER (WHERE state IS NULL) AS hidden FROM pg_stat_replication",
       [],
       "measure replica lag",
     );
+    // Without pg_read_all_stats the server hides each replica's state and lag as NULL, which would
+    // read as "no lag" and never pause. (A caught-up, idle replica also shows a NULL lag, but
+    // always shows its state.)
+    if (Number(result.rows[0]?.hidden ?? 0) > 0) {
+      throw new DbcryptError("usage", "--max-replica-lag cannot see replica lag: this role may not read pg_stat_replication", {
+        hint: "grant the role pg_monitor (or pg_read_all_stats), or drop --max-replica-lag",
+      });
+    }
     return Number(result.rows[0]?.lag_ms ?? 0);
   }
 

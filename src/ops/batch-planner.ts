@@ -39,6 +39,7 @@ export class WorkerPoolPlanner implements BatchPlanner {
   readonly #pending = new Map<number, { resolve: (plans: RowPlan[]) => void; reject: (error: Error) => void }>();
   #nextId = 0;
   #nextWorker = 0;
+  #broken: Error | undefined;
 
   constructor(spec: RowTransformSpec, threads: number) {
     this.#workers = Array.from({ length: threads }, () => this.#startWorker(spec));
@@ -55,11 +56,15 @@ export class WorkerPoolPlanner implements BatchPlanner {
       else waiting.reject(new DbcryptError("internal", `crypto worker failed: ${message.error ?? "unknown error"}`));
     });
     worker.on("error", (error) => this.#failAll(error));
+    worker.on("exit", (code) => {
+      if (code !== 0) this.#failAll(new Error(`a crypto worker exited with code ${code}`));
+    });
     worker.unref();
     return worker;
   }
 
   plan(table: EncryptedTable, rows: BatchRow[]): Promise<RowPlan[]> {
+    if (this.#broken !== undefined) return Promise.reject(new DbcryptError("internal", `crypto worker stopped: ${this.#broken.message}`));
     const id = this.#nextId++;
     const worker = this.#workers[this.#nextWorker++ % this.#workers.length] as Worker;
     return new Promise((resolve, reject) => {
@@ -72,10 +77,12 @@ export class WorkerPoolPlanner implements BatchPlanner {
 
   async close(): Promise<void> {
     this.#failAll(new Error("planner closed"));
+    this.#workers.forEach((worker) => worker.removeAllListeners("exit"));
     await Promise.all(this.#workers.map((worker) => worker.terminate()));
   }
 
   #failAll(error: Error): void {
+    this.#broken ??= error;
     for (const waiting of this.#pending.values()) waiting.reject(new DbcryptError("internal", `crypto worker stopped: ${error.message}`));
     this.#pending.clear();
   }

@@ -169,6 +169,8 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
     // resetting the count then would retry a lock that is never released forever.
     failedAttempts = 0;
     committedCursor = lastRowKey(applied.planned.rows);
+    // Grow back only on a commit, so each failure halves what actually failed.
+    batchSize = growBatch(batchSize, options.batchSize);
     recordBatch(run, table, applied);
     await run.pacer.afterBatch(applied.valuesWritten);
   };
@@ -176,7 +178,11 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
   for (;;) {
     await yieldToEventLoop();
     if (options.shouldStop()) {
-      await settle();
+      // A batch that fails to commit now is simply not done: the stop stands, exit 4, and the
+      // next run does it. Only a failure that is not a lost lock contest ends the run as an error.
+      await settle().catch((error: unknown) => {
+        if (!(error instanceof DbcryptError) || !error.retryable) throw error;
+      });
       return false;
     }
     try {
@@ -203,7 +209,6 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       const writing = commitBatch(dialect, table, planned, options.action);
       writing.catch(() => undefined);
       inFlight = writing;
-      batchSize = growBatch(batchSize, options.batchSize);
     } catch (error) {
       // Count what did commit before deciding anything, so no finished batch is lost or redone.
       const settled = await settle().then(() => undefined, (settleError: unknown) => settleError);

@@ -5,7 +5,7 @@ import { takeCensus, rowsUnderKey, type Census } from "./census.js";
 import { emptyResult, statusFromOutcome, type OperationPlan, type OperationResult, type WriteRequest } from "./operation.js";
 import { runBatches, type BatchAction } from "./runner.js";
 import { DEFAULT_RETRY_POLICY, withBatchRetries } from "./batch-retry.js";
-import type { DbcryptError } from "../errors.js";
+import { ExitCode, type DbcryptError } from "../errors.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -32,6 +32,10 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
   if (request.dryRun) return emptyResult(plan.command, plan, "dry-run", startedAt);
   if (plan.nothingToDo) return emptyResult(plan.command, plan, "nothing-to-do", startedAt);
   await request.confirm(plan);
+  // A signal during the census or the prompt stops here, before the key row or any value is written.
+  if (request.shouldStop()) {
+    return { ...emptyResult(plan.command, plan, "stopped", startedAt), stopReason: request.stopReason() ?? "signal", exitCode: ExitCode.stopped, continueWith: spec.continueWith };
+  }
   const expectedRows = rowsPerTable(spec);
   request.emit({
     type: "start",

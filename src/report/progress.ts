@@ -15,6 +15,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
   if (options.mode === "silent") return { emit: () => undefined, close: () => undefined };
   let bar: cliProgress.SingleBar | undefined;
   let lastLineAt = 0;
+  const recent = new RecentRate();
   let startedAt = Date.now();
   const say = (text: string) => {
     bar?.stop();
@@ -25,6 +26,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
     switch (event.type) {
       case "start":
         startedAt = Date.now();
+        recent.reset();
         say(`${event.command}: ${event.totalRows} value(s) to process in ${event.tables.length} table(s)`);
         return;
       case "key-inserted":
@@ -43,14 +45,15 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
         }
         return;
       case "batch": {
-        const elapsedSeconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
-        const rate = Math.round(event.done / elapsedSeconds);
+        recent.add(event.done);
+        const rate = Math.round(recent.perSecond() ?? event.done / Math.max((Date.now() - startedAt) / 1000, 0.001));
+        const eta = rate > 0 ? formatSeconds((event.totalRows - event.done) / rate) : "?";
         if (bar) {
           bar.setTotal(event.tableRows);
           bar.update(event.tableDone, { rate: String(rate) });
         } else if (options.mode === "lines" && Date.now() - lastLineAt >= options.lineIntervalMs) {
           lastLineAt = Date.now();
-          process.stderr.write(`${event.table}: ${event.tableDone}/${event.tableRows} values; total ${event.done}/${event.totalRows}; ${rate} values/s\n`);
+          process.stderr.write(`${event.table}: ${event.tableDone}/${event.tableRows} values; total ${event.done}/${event.totalRows}; ${rate} values/s; ETA ${eta}\n`);
         }
         return;
       }
@@ -71,6 +74,15 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
       case "notice":
         say(event.message);
         return;
+      case "throttle":
+        say(`paused: ${event.reason}`);
+        return;
+      case "retry":
+        say(`${event.table}: retry ${event.attempt} in ${event.delayMs}ms with batches of ${event.nextBatchSize}: ${event.error}`);
+        return;
+      case "skipped-concurrent":
+        if (options.mode === "lines") process.stderr.write(`${event.table}: ${event.rows} row(s) changed underneath; they get another pass\n`);
+        return;
       case "stop":
         bar?.stop();
         bar = undefined;
@@ -78,4 +90,38 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
     }
   };
   return { emit, close: () => bar?.stop() };
+}
+
+/**
+ * Values per second over the last few seconds: the ETA follows what the run does now (after a
+ * pause, a slow table, a retry), not the average since it started.
+ */
+class RecentRate {
+  static readonly WINDOW_MS = 10_000;
+  #samples: { at: number; done: number }[] = [];
+
+  reset(): void {
+    this.#samples = [];
+  }
+
+  add(done: number): void {
+    const now = Date.now();
+    this.#samples.push({ at: now, done });
+    while (this.#samples.length > 2 && now - (this.#samples[0] as { at: number }).at > RecentRate.WINDOW_MS) this.#samples.shift();
+  }
+
+  perSecond(): number | undefined {
+    const first = this.#samples[0];
+    const last = this.#samples[this.#samples.length - 1];
+    if (first === undefined || last === undefined || last.at - first.at < 500) return undefined;
+    return ((last.done - first.done) * 1000) / (last.at - first.at);
+  }
+}
+
+function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const whole = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  return hours > 0 ? `${hours}h${String(minutes).padStart(2, "0")}m` : minutes > 0 ? `${minutes}m${String(whole % 60).padStart(2, "0")}s` : `${whole}s`;
 }

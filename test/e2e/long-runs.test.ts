@@ -122,7 +122,7 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^rotate: \d+ value\(s\) to process in \d+ table\(s\)$/m);
     // Lines are at least 5 s apart, so a short run shows the first one.
-    expect(run.stderr).toMatch(/^[a-z_]+: \d+\/\d+ values; total \d+\/\d+; \d+ values\/s$/m);
+    expect(run.stderr).toMatch(/^[a-z_]+: \d+\/\d+ values; total \d+\/\d+; \d+ values\/s; ETA (\d+[hms])+\d*[ms]?$/m);
     expect(run.stderr).toMatch(/^user_links: done, \d+ row\(s\) written$/m);
     expect(run.stderr).not.toContain("\u001b[");
   });
