@@ -286,11 +286,15 @@ export class PostgresDialect implements Dialect {
   }
 
   async replicaLagMs(): Promise<number> {
-    const result = await this.#query<{ lag_ms: number | null; hidden: string }>(
-      "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms, count(*) FILTER (WHERE state IS NULL) AS hidden FROM pg_stat_replication",
-      [],
-      "measure replica lag",
-    );
+    // On the read session: the write session may have a batch in flight when the runner asks.
+    const reader = await this.#reader();
+    const result = await reader
+      .query<{ lag_ms: number | null; hidden: string }>(
+        "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms, count(*) FILTER (WHERE state IS NULL) AS hidden FROM pg_stat_replication",
+      )
+      .catch((error: unknown) => {
+        throw toDbcryptError(error, "measure replica lag");
+      });
     // Without pg_read_all_stats the server hides each replica's state and lag as NULL, which would
     // read as "no lag" and never pause. (A caught-up, idle replica also shows a NULL lag, but
     // always shows its state.)

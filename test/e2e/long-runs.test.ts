@@ -149,6 +149,13 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
     await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
   });
 
+  it("--max-replica-lag checks lag between batches (no replicas here: never pauses)", async () => {
+    const run = await runCli([...rotateArgs(), "--batch-size", "50", "--max-replica-lag", "1s", "--json-events"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain('"type":"throttle"');
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
   it("--max-rows-per-second paces the run", async () => {
     const started = Date.now();
     const run = await runCli([...rotateArgs(), "--batch-size", "25", "--max-rows-per-second", "200", "--json"]);
