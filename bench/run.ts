@@ -1,0 +1,518 @@
+/**
+ * `npm run bench`: builds a realistic encrypted table on PostgreSQL and SQLite, then measures, in
+ * interleaved rounds, dbcrypt's `rotate` and `status` through the real CLI process against the
+ * limits (pure-SQL rewrite, the cipher alone, a bare grouped count) and the peer baseline (Coder's
+ * one UPDATE per row in autocommit), with the peak RSS of the dbcrypt process. See
+ * docs/performance.md for what each number means and issue 5 for the targets.
+ *
+ * Key material never leaves this process except as 0600 files in a private temp directory that
+ * the CLI reads with `@FILE`; everything the CLI prints is checked for it.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { REPO_ROOT, runCli, snapshotCli, type CliRun, type CliSnapshot } from "./cli.js";
+import { makeChunk, sliceChunk, tokenPlaintext } from "./dataset.js";
+import { BenchKey } from "./keys.js";
+import { LoadMonitor } from "./load.js";
+import { machineFacts } from "./machine.js";
+import { parseOptions, RSS_PROBE_ROWS, USAGE, type BenchOptions } from "./options.js";
+import { latestProfile, summarizeProfile } from "./profile.js";
+import { renderText, ratioRows, writeDoc } from "./report.js";
+import { newMeasurement, type BenchResults, type Measurement } from "./results.js";
+import { formatCount, formatSeconds } from "./stats.js";
+import { PostgresTarget, serverFacts } from "./targets/postgres.js";
+import { SqliteTarget } from "./targets/sqlite.js";
+import type { BenchTarget, Engine, StoredRow } from "./targets/target.js";
+
+const LOAD_CHUNK_ROWS = 10_000;
+
+function log(text: string): void {
+  process.stderr.write(`[bench] ${text}\n`);
+}
+
+/** Every key the run made; CLI output is searched for each of its spellings. */
+const allKeys: BenchKey[] = [];
+function freshKey(): BenchKey {
+  const key = new BenchKey();
+  allKeys.push(key);
+  return key;
+}
+
+function assertNoKeyMaterial(run: CliRun, what: string): void {
+  const text = run.stdout + run.stderr;
+  for (const key of allKeys) {
+    if (key.spellings().some((spelling) => text.includes(spelling))) {
+      throw new Error(`${what}: dbcrypt printed key material (output withheld)`);
+    }
+  }
+}
+
+function cliFailure(run: CliRun, what: string): Error {
+  assertNoKeyMaterial(run, what);
+  return new Error(`${what} exited ${run.code ?? run.signal}:\n${run.stderr.trim()}\n${run.stdout.trim().slice(0, 2000)}`);
+}
+
+interface Dataset {
+  engine: Engine;
+  target: BenchTarget;
+  role: "full" | "probe";
+  key: BenchKey;
+}
+
+class Bench {
+  readonly options: BenchOptions;
+  readonly work: string;
+  readonly keysDir: string;
+  readonly seed = (Math.random() * 2 ** 31) | 0;
+  readonly datasets: Dataset[] = [];
+  readonly measurements = new Map<string, Measurement>();
+  readonly cipherValues: string[] = [];
+  readonly cipherFrom = freshKey();
+  readonly cipherTo = freshKey();
+  readonly verification: string[] = [];
+  readonly profiles: BenchResults["profiles"] = [];
+  readonly load: LoadMonitor;
+  readonly cli: CliSnapshot;
+  #keyFileCounter = 0;
+
+  constructor(options: BenchOptions, load: LoadMonitor) {
+    this.options = options;
+    this.load = load;
+    this.work = mkdtempSync(join(tmpdir(), "dbcrypt-bench-"));
+    this.keysDir = join(this.work, "keys");
+    mkdirSync(this.keysDir, { mode: 0o700 });
+    this.runDir = join(this.work, "run");
+    mkdirSync(this.runDir);
+    try {
+      this.cli = snapshotCli(join(this.work, "cli"), options.cliRef);
+    } catch (error) {
+      rmSync(this.work, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The CLI runs here: an empty directory, so no dbcrypt.config.json is picked up. */
+  readonly runDir: string;
+
+  async cliRun(args: string[], nodeFlags: string[] = []): Promise<CliRun> {
+    return runCli(this.cli.path, args, { cwd: this.runDir, nodeFlags });
+  }
+
+  measurement(fields: Parameters<typeof newMeasurement>[0]): Measurement {
+    let measurement = this.measurements.get(fields.id);
+    if (measurement === undefined) {
+      measurement = newMeasurement(fields);
+      this.measurements.set(fields.id, measurement);
+    }
+    return measurement;
+  }
+
+  async build(): Promise<void> {
+    const { rows, engines } = this.options;
+    const initial = freshKey();
+    for (const engine of engines) {
+      const sizes: [Dataset["role"], number][] = [["full", rows]];
+      if (rows > RSS_PROBE_ROWS) sizes.push(["probe", RSS_PROBE_ROWS]);
+      for (const [role, size] of sizes) {
+        const pgName = role === "full" ? this.options.pgDatabase : `${this.options.pgDatabase}_${size / 1000}k`;
+        if (engine === "postgres") this.load.ownDatabases.push(pgName);
+        const target = engine === "postgres"
+          ? await PostgresTarget.create(this.options.adminUrl, pgName, size)
+          : new SqliteTarget(join(this.work, role === "full" ? "bench.db" : `bench-${size / 1000}k.db`), size);
+        this.datasets.push({ engine, target, role, key: initial });
+        await target.createSchema(initial);
+      }
+    }
+    const started = performance.now();
+    log(`building ${rows.toLocaleString("en-US")} rows on ${engines.join(" and ")} (tokens of 100-200 bytes sealed in Node, batches of ${LOAD_CHUNK_ROWS.toLocaleString("en-US")})`);
+    // Generation of the next chunk overlaps PostgreSQL's insert of the previous one.
+    let pending: Promise<unknown> = Promise.resolve();
+    for (let first = 1; first <= rows; first += LOAD_CHUNK_ROWS) {
+      const chunk = makeChunk(this.seed, first, Math.min(LOAD_CHUNK_ROWS, rows - first + 1), initial);
+      await pending;
+      const inserts: Promise<void>[] = [];
+      for (const { target } of this.datasets) {
+        if (first > target.rows) continue;
+        const part = first + chunk.ids.length - 1 > target.rows ? sliceChunk(chunk, target.rows - first + 1) : chunk;
+        inserts.push(target.insertChunk(part));
+      }
+      pending = Promise.all(inserts);
+      if ((first - 1) % 200_000 === 0 && first > 1) log(`  ${(first - 1).toLocaleString("en-US")} rows`);
+    }
+    await pending;
+    for (const { target } of this.datasets) await target.finishLoad();
+    for (let id = 1; id <= this.options.cipherSample; id++) this.cipherValues.push(this.cipherFrom.seal(tokenPlaintext(this.seed, id)));
+    log(`built in ${formatSeconds(performance.now() - started)} s`);
+  }
+
+  keyFile(keys: BenchKey[]): string {
+    return BenchKey.writeFile(this.keysDir, `k${++this.#keyFileCounter}.keys`, keys);
+  }
+
+  async rotate(dataset: Dataset, newKey: BenchKey, nodeFlags: string[] = []): Promise<CliRun> {
+    const newPath = this.keyFile([newKey]);
+    const oldPath = this.keyFile([dataset.key]);
+    try {
+      const args = ["rotate", "--db", dataset.target.dbArg, "--new-key", `@${newPath}`, "--old-keys", `@${oldPath}`, "--yes", "--json", "--batch-size", String(this.options.batchSize), ...this.options.rotateArgs];
+      const run = await this.cliRun(args, nodeFlags);
+      const what = `dbcrypt rotate on ${dataset.engine} (${dataset.target.rows} rows)`;
+      if (run.code !== 0) throw cliFailure(run, what);
+      assertNoKeyMaterial(run, what);
+      const result = JSON.parse(run.stdout) as { status: string; valuesWritten: number; keysRevoked: string[] };
+      if (result.status !== "done" || result.valuesWritten !== dataset.target.rows || !result.keysRevoked.includes(dataset.key.id)) {
+        throw new Error(`${what}: unexpected result: status ${result.status}, ${result.valuesWritten} values written, revoked ${result.keysRevoked.length} key(s)`);
+      }
+      dataset.key = newKey;
+      return run;
+    } finally {
+      rmSync(newPath, { force: true });
+      rmSync(oldPath, { force: true });
+    }
+  }
+
+  /** dbcrypt rotate K_i -> K_i+1 through the CLI, after settling the database. */
+  async taskRotate(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const probe = dataset.role === "probe";
+    const measurement = this.measurement({
+      id: `${dataset.engine}:${probe ? "rotate-probe" : "rotate"}`,
+      engine: dataset.engine,
+      label: probe ? `dbcrypt rotate, CLI (${dataset.target.rows.toLocaleString("en-US")}-row db)` : "dbcrypt rotate, CLI",
+      kind: "dbcrypt",
+      rows: dataset.target.rows,
+      note: probe ? "for peak RSS at 100k" : "whole process: start-up, preflight census, batches, revoke",
+    });
+    await dataset.target.settle();
+    const run = await this.rotate(dataset, freshKey());
+    measurement.ms[round] = run.wallMs;
+    measurement.rssKiB[round] = run.peakRssKiB;
+    measurement.rssAnonKiB[round] = run.largestRss?.anon;
+    measurement.rssFileKiB[round] = run.largestRss === undefined ? undefined : run.largestRss.file + run.largestRss.shmem;
+    measurement.cpuMs[round] = run.cpuMs;
+    measurement.machineCores[round] = run.machineCores;
+    this.report(measurement, round, `peak RSS ${run.peakRssKiB === undefined ? "?" : Math.round(run.peakRssKiB / 1024)} MB`);
+    return [measurement];
+  }
+
+  /** dbcrypt status (census) through the CLI, paired with the bare grouped count; order alternates per round. */
+  async taskCensus(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const { target, engine } = dataset;
+    const status = this.measurement({ id: `${engine}:status`, engine, label: "dbcrypt status, CLI (census)", kind: "dbcrypt", rows: target.rows, note: "whole process" });
+    const count = this.measurement({ id: `${engine}:count`, engine, label: "limit: bare grouped count", kind: "limit", rows: target.rows, note: "SELECT token_key_id, count(*) … GROUP BY 1, in-process" });
+    await target.settle();
+    const runStatus = async () => {
+      const run = await this.cliRun(["status", "--db", target.dbArg, "--json"]);
+      if (run.code !== 0) throw cliFailure(run, `dbcrypt status on ${engine}`);
+      assertNoKeyMaterial(run, `dbcrypt status on ${engine}`);
+      const report = JSON.parse(run.stdout) as { columns: { column: string; encrypted: Record<string, number> }[] };
+      const counted = report.columns.reduce((sum, column) => sum + (column.encrypted[dataset.key.id] ?? 0), 0);
+      if (counted !== target.rows) throw new Error(`dbcrypt status on ${engine}: counted ${counted} values under the current key, expected ${target.rows}`);
+      status.ms[round] = run.wallMs;
+      this.report(status, round);
+    };
+    const runCount = async () => {
+      const started = performance.now();
+      const groups = await target.groupedCount();
+      count.ms[round] = performance.now() - started;
+      if (groups.get(dataset.key.id) !== target.rows) throw new Error(`grouped count on ${engine} disagrees with the expected ${target.rows} rows`);
+      this.report(count, round);
+    };
+    if (round % 2 === 0) {
+      await runStatus();
+      await runCount();
+    } else {
+      await runCount();
+      await runStatus();
+    }
+    return [status, count];
+  }
+
+  /** UPDATE … SET token = token || '' by primary-key ranges of the same batch size: the database's write limit. */
+  async taskRewrite(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const { target, engine } = dataset;
+    const measurement = this.measurement({
+      id: `${engine}:rewrite`,
+      engine,
+      label: "limit: pure-SQL rewrite",
+      kind: "limit",
+      rows: target.rows,
+      note: `UPDATE … SET token = token || '' WHERE id > lo AND id <= hi, ${this.options.batchSize} rows per transaction${engine === "sqlite" ? ", in-process" : ""}`,
+    });
+    await target.settle();
+    const started = performance.now();
+    const changed = await target.rewriteRanges(this.options.batchSize);
+    measurement.ms[round] = performance.now() - started;
+    if (changed !== target.rows) throw new Error(`pure-SQL rewrite on ${engine} changed ${changed} rows, expected ${target.rows}`);
+    this.report(measurement, round);
+    return [measurement];
+  }
+
+  /**
+   * Coder's shape: read rows, decrypt with the old key, encrypt with a new one, one UPDATE per row in
+   * autocommit. Timed on a sample under a throwaway key that is inserted for it; the sample rows
+   * are then put back exactly as they were and the key row removed (untimed).
+   */
+  async taskPeer(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const { target, engine } = dataset;
+    const sample = Math.min(this.options.peerSample, target.rows);
+    const measurement = this.measurement({
+      id: `${engine}:peer`,
+      engine,
+      label: "peer: Coder-style, one UPDATE per row (autocommit)",
+      kind: "peer",
+      rows: sample,
+      note: `${sample.toLocaleString("en-US")}-row sample per round, rate extrapolated${engine === "sqlite" ? ", in-process" : ""}`,
+    });
+    await target.settle();
+    const peerKey = freshKey();
+    await target.insertKeyRow(peerKey);
+    const start = Math.floor(((round * 0.37 + 0.25) % 1) * Math.max(0, target.rows - sample));
+    const original: StoredRow[] = [];
+    try {
+      const started = performance.now();
+      let after = start;
+      while (original.length < sample) {
+        const page = await target.readPage(after, Math.min(this.options.batchSize, sample - original.length));
+        if (page.length === 0) break;
+        for (const row of page) {
+          const plaintext = dataset.key.open(row.token);
+          await target.updateOne(row.id, peerKey.seal(plaintext), peerKey.id);
+          original.push(row);
+        }
+        after = (page[page.length - 1] as StoredRow).id;
+      }
+      measurement.ms[round] = performance.now() - started;
+    } finally {
+      await target.restore(original);
+      await target.deleteKeyRow(peerKey.id);
+    }
+    if (original.length !== sample) throw new Error(`peer on ${engine} rotated ${original.length} rows, expected ${sample}`);
+    this.report(measurement, round);
+    return [measurement];
+  }
+
+  /** Decrypt + encrypt of the same values in memory on one core: the cipher limit. */
+  async taskCipher(round: number): Promise<Measurement[]> {
+    const measurement = this.measurement({
+      id: "cipher",
+      engine: "any",
+      label: "limit: cipher alone (decrypt + encrypt)",
+      kind: "limit",
+      rows: this.cipherValues.length,
+      note: "node:crypto AES-256-GCM + base64, pooled nonces, 1 core, no database",
+    });
+    let checksum = 0;
+    const pass = (values: string[]) => {
+      for (const value of values) checksum += this.cipherTo.seal(this.cipherFrom.open(value)).length;
+    };
+    pass(this.cipherValues.slice(0, 2_000)); // warm the JIT
+    const started = performance.now();
+    pass(this.cipherValues);
+    measurement.ms[round] = performance.now() - started;
+    if (checksum === 0) throw new Error("cipher limit did no work");
+    this.report(measurement, round);
+    return [measurement];
+  }
+
+  /** What every CLI run pays before touching a database: node start-up and dbcrypt's imports. */
+  async taskFloor(round: number): Promise<Measurement[]> {
+    const measurement = this.measurement({ id: "floor", engine: "any", label: "CLI start-up floor (`dbcrypt --version`)", kind: "info", rows: 1, note: "process start, module load, exit (rows/s meaningless)" });
+    const run = await this.cliRun(["--version"]);
+    if (run.code !== 0) throw cliFailure(run, "dbcrypt --version");
+    measurement.ms[round] = run.wallMs;
+    log(`  round ${round + 1}: CLI start-up floor ${formatSeconds(run.wallMs)} s`);
+    return [measurement];
+  }
+
+  /**
+   * Runs one task after waiting for a quiet machine, measures the load other processes put on it
+   * meanwhile, and runs it again (up to --attempts) when that load was above --max-other-load.
+   */
+  async runTask(round: number, task: () => Promise<Measurement[]>): Promise<void> {
+    const { attempts, maxOtherLoad, quietTimeoutMs } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      if (quietTimeoutMs > 0) {
+        const quiet = await this.load.waitForQuiet(maxOtherLoad / 2, quietTimeoutMs);
+        if (quiet.waitedMs > 1_000) log(`  waited ${formatSeconds(quiet.waitedMs)} s for other processes to quieten (now ${quiet.foreign.toFixed(2)} cores)`);
+      }
+      const before = this.load.snapshot();
+      const touched = await task();
+      // /proc counts CPU in 10 ms ticks: judge the load over at least 300 ms, padding short samples.
+      const short = 300 - (performance.now() - before.at);
+      if (short > 0) await new Promise((resolve) => setTimeout(resolve, short));
+      const other = this.load.foreignCores(before, this.load.snapshot());
+      for (const measurement of touched) measurement.otherLoad[round] = other;
+      if (other <= maxOtherLoad) return;
+      if (attempt >= attempts) {
+        log(`  kept a sample disturbed by ${other.toFixed(2)} cores of other processes' load (after ${attempt} attempt(s))`);
+        return;
+      }
+      for (const measurement of touched) measurement.retries++;
+      log(`  other processes used ${other.toFixed(2)} cores during that sample; measuring it again`);
+    }
+  }
+
+  report(measurement: Measurement, round: number, extra = ""): void {
+    const ms = measurement.ms[round];
+    if (ms === undefined) return;
+    const rate = (measurement.rows * 1000) / ms;
+    log(`  round ${round + 1}: ${measurement.engine === "any" ? "" : `${measurement.engine} `}${measurement.label}: ${formatCount(rate)} rows/s (${formatSeconds(ms)} s)${extra ? `, ${extra}` : ""}`);
+  }
+
+  async rounds(): Promise<void> {
+    for (let round = 0; round < this.options.rounds; round++) {
+      log(`round ${round + 1}/${this.options.rounds}`);
+      const tasks: (() => Promise<Measurement[]>)[] = [];
+      for (const engine of this.options.engines) {
+        const full = this.datasets.find((dataset) => dataset.engine === engine && dataset.role === "full") as Dataset;
+        const probe = this.datasets.find((dataset) => dataset.engine === engine && dataset.role === "probe");
+        tasks.push(() => this.taskRotate(full, round));
+        if (probe) tasks.push(() => this.taskRotate(probe, round));
+        tasks.push(() => this.taskCensus(full, round));
+        tasks.push(() => this.taskRewrite(full, round));
+        tasks.push(() => this.taskPeer(full, round));
+      }
+      tasks.push(() => this.taskCipher(round));
+      tasks.push(() => this.taskFloor(round));
+      // Interleave: each round starts at a different task, so no measurement always runs first.
+      const shift = (round * 3) % tasks.length;
+      for (const task of [...tasks.slice(shift), ...tasks.slice(0, shift)]) await this.runTask(round, task);
+    }
+  }
+
+  async profile(): Promise<void> {
+    for (const dataset of this.datasets.filter((candidate) => candidate.role === "full")) {
+      const dir = join(this.work, `profile-${dataset.engine}`);
+      mkdirSync(dir);
+      await dataset.target.settle();
+      if (this.options.quietTimeoutMs > 0) await this.load.waitForQuiet(this.options.maxOtherLoad / 2, this.options.quietTimeoutMs);
+      log(`profiling one ${dataset.engine} rotate under node --cpu-prof`);
+      const run = await this.rotate(dataset, freshKey(), ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+      const file = latestProfile(dir);
+      if (file === undefined) throw new Error("node --cpu-prof wrote no profile");
+      const kept = join(REPO_ROOT, "bench", "results", `rotate-${dataset.engine}-${dataset.target.rows}.cpuprofile`);
+      mkdirSync(join(REPO_ROOT, "bench", "results"), { recursive: true });
+      copyFileSync(file, kept);
+      this.profiles.push({ engine: dataset.engine, rows: dataset.target.rows, wallMs: run.wallMs, summary: summarizeProfile(file), file: relative(REPO_ROOT, kept) });
+    }
+  }
+
+  /** Untimed: every row still decrypts, under the last key, to the token it was built with. */
+  async verify(): Promise<void> {
+    for (const dataset of this.datasets) {
+      const { target } = dataset;
+      const ids = new Set<number>();
+      for (let index = 0; index < 40; index++) ids.add(1 + Math.floor((index / 40) * target.rows));
+      ids.add(target.rows);
+      const rows = await target.fetch([...ids]);
+      let bad = rows.length === ids.size ? 0 : ids.size - rows.length;
+      for (const row of rows) {
+        if (row.keyId !== dataset.key.id) bad++;
+        else if (!dataset.key.open(row.token).equals(tokenPlaintext(this.seed, row.id))) bad++;
+      }
+      const groups = await target.groupedCount();
+      const underCurrent = groups.get(dataset.key.id) ?? 0;
+      if (bad > 0 || underCurrent !== target.rows || groups.size !== 1) {
+        throw new Error(`${dataset.engine} (${target.rows} rows): data check failed: ${bad} bad sample row(s), ${underCurrent} rows under the last key, ${groups.size} key id group(s)`);
+      }
+      this.verification.push(`${dataset.engine}, ${target.rows.toLocaleString("en-US")} rows: all rows under the last key; ${rows.length} sampled rows decrypt to the tokens they were built with`);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    for (const { target } of this.datasets) await target.destroy().catch((error: unknown) => log(`cleanup: ${(error as Error).message}`));
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+function commandLine(options: BenchOptions): string {
+  const args = options.argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`)).join(" ");
+  if (process.env.npm_lifecycle_event === "bench") return `npm run bench${args ? ` -- ${args}` : ""}`;
+  return `node dist-bench/bench/run.js${args ? ` ${args}` : ""}`;
+}
+
+/** Prints the tables, writes the doc section, and judges the targets. */
+function publish(results: BenchResults, options: BenchOptions, resultsFile: string | undefined): number {
+  process.stdout.write(`${renderText(results)}\n`);
+  if (resultsFile !== undefined) log(`raw samples: ${relative(process.cwd(), resultsFile)}`);
+  if (options.doc !== undefined) {
+    const docPath = isAbsolute(options.doc) ? options.doc : resolve(REPO_ROOT, options.doc);
+    writeDoc(docPath, results);
+    log(`wrote ${relative(process.cwd(), docPath)}`);
+  }
+  const missed = ratioRows(results).filter((row) => row.verdict === "FAIL");
+  if (options.checkTargets && missed.length > 0) {
+    log(`${missed.length} target(s) missed`);
+    return 1;
+  }
+  return 0;
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (options.fromResults !== undefined) {
+    const saved = JSON.parse(readFileSync(options.fromResults, "utf8")) as BenchResults;
+    return publish(saved, options, undefined);
+  }
+  const startedAt = new Date();
+  const bench = new Bench(options, await LoadMonitor.forServer(options.engines.includes("postgres") ? options.adminUrl : undefined));
+  const cleanup = () => {
+    rmSync(bench.work, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once("SIGINT", cleanup);
+  process.once("SIGTERM", cleanup);
+  try {
+    const postgres = options.engines.includes("postgres") ? await serverFacts(options.adminUrl) : undefined;
+    await bench.build();
+    const sqliteTarget = bench.datasets.find((dataset) => dataset.target instanceof SqliteTarget)?.target as SqliteTarget | undefined;
+    const sqlite = sqliteTarget?.sqliteVersion();
+    await bench.rounds();
+    if (options.profile) {
+      await bench.profile().catch((error: unknown) => log(`profiling failed, results are kept without it: ${error instanceof Error ? error.message : String(error)}`));
+    }
+    await bench.verify();
+    const finishedAt = new Date();
+    const results: BenchResults = {
+      command: commandLine(options),
+      startedAt: startedAt.toISOString().replace(/\.\d+Z$/, "Z"),
+      finishedAt: finishedAt.toISOString().replace(/\.\d+Z$/, "Z"),
+      durationS: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+      rows: options.rows,
+      rounds: options.rounds,
+      batchSize: options.batchSize,
+      rotateArgs: options.rotateArgs,
+      peerSample: options.peerSample,
+      cipherSample: options.cipherSample,
+      rssProbeRows: options.rows > RSS_PROBE_ROWS ? RSS_PROBE_ROWS : undefined,
+      maxOtherLoad: options.maxOtherLoad,
+      attempts: options.attempts,
+      engines: options.engines,
+      machine: machineFacts(postgres, sqlite, bench.cli.describes),
+      measurements: [...bench.measurements.values()],
+      profiles: bench.profiles,
+      verification: bench.verification,
+    };
+    const resultsDir = join(REPO_ROOT, "bench", "results");
+    mkdirSync(resultsDir, { recursive: true });
+    const resultsFile = join(resultsDir, `bench-${results.startedAt.replace(/[:]/g, "")}-${options.rows}.json`);
+    writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+    return publish(results, options, resultsFile);
+  } finally {
+    await bench.destroy();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`[bench] failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
