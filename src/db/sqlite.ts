@@ -98,7 +98,8 @@ export class SqliteDialect implements Dialect {
           hint: "run rotate or decrypt with this key first; `dbcrypt status` shows which values use it",
         });
       }
-      throw toDbcryptError(error, `revoke key ${keyId}`);
+      // Losing to another writer's lock must read (and retry) like any other statement's busy error.
+      throw this.#describe(error, `revoke key ${keyId}`);
     }
   }
 
@@ -226,20 +227,24 @@ export class SqliteDialect implements Dialect {
     try {
       return body();
     } catch (error) {
-      if (error instanceof DbcryptError) throw error;
-      const code = (error as { code?: string }).code;
-      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
-        throw new DbcryptError("database_error", `${doing}: the database stayed locked by another writer past the busy timeout [${code}]`, {
-          hint: "retry when the application's write transaction ends, or raise --busy-timeout; nothing was written by this batch",
-          cause: error,
-          retryable: true,
-        });
-      }
-      if (code === "SQLITE_READONLY") {
-        throw new DbcryptError("database_read_only", `${doing}: the SQLite database is read-only [${code}]`, { hint: "make the file and its directory writable" });
-      }
-      throw toDbcryptError(error, doing);
+      throw this.#describe(error, doing);
     }
+  }
+
+  #describe(error: unknown, doing: string): DbcryptError {
+    if (error instanceof DbcryptError) return error;
+    const code = (error as { code?: string }).code;
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+      return new DbcryptError("database_error", `${doing}: the database stayed locked by another writer past the busy timeout [${code}]`, {
+        hint: "retry when the application's write transaction ends, or raise --busy-timeout; nothing was written by this batch",
+        cause: error,
+        retryable: true,
+      });
+    }
+    if (code === "SQLITE_READONLY") {
+      return new DbcryptError("database_read_only", `${doing}: the SQLite database is read-only [${code}]`, { hint: "make the file and its directory writable" });
+    }
+    return toDbcryptError(error, doing);
   }
 }
 

@@ -52,6 +52,7 @@ export class WorkerPoolPlanner implements BatchPlanner {
       const waiting = this.#pending.get(message.id);
       if (waiting === undefined) return;
       this.#pending.delete(message.id);
+      this.#unrefWhenIdle();
       if (message.plans !== undefined) waiting.resolve(message.plans);
       else waiting.reject(new DbcryptError("internal", `crypto worker failed: ${message.error ?? "unknown error"}`));
     });
@@ -71,6 +72,9 @@ export class WorkerPoolPlanner implements BatchPlanner {
       this.#pending.set(id, { resolve, reject });
       // Only the fields travel: row keys may be buffers or bigints the worker has no use for.
       const request: PlanRequest = { id, table, rows: rows.map((row) => ({ rowKey: [], fields: row.fields })) };
+      // While a batch is with a worker, the worker must hold the event loop open: on SQLite no
+      // socket does, and with only unref'd workers Node would exit mid-run (code 13, no message).
+      worker.ref();
       worker.postMessage(request);
     });
   }
@@ -81,10 +85,15 @@ export class WorkerPoolPlanner implements BatchPlanner {
     await Promise.all(this.#workers.map((worker) => worker.terminate()));
   }
 
+  #unrefWhenIdle(): void {
+    if (this.#pending.size === 0) for (const worker of this.#workers) worker.unref();
+  }
+
   #failAll(error: Error): void {
     this.#broken ??= error;
     for (const waiting of this.#pending.values()) waiting.reject(new DbcryptError("internal", `crypto worker stopped: ${error.message}`));
     this.#pending.clear();
+    this.#unrefWhenIdle();
   }
 }
 

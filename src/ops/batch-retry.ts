@@ -31,7 +31,7 @@ export async function withBatchRetries<T>(
       if (!(error instanceof DbcryptError) || !error.retryable) throw error;
       if (attempt >= policy.maxAttempts) {
         throw new DbcryptError("database_error", `gave up after ${attempt} tries: ${error.message}`, {
-          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout; finished batches are kept",
+          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout (PostgreSQL) or --busy-timeout (SQLite); finished batches are kept",
           cause: error,
         });
       }

@@ -220,7 +220,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       if (!(failure instanceof DbcryptError) || !failure.retryable) throw failure;
       if (failedAttempts >= options.retryPolicy.maxAttempts) {
         throw new DbcryptError("database_error", `gave up after ${failedAttempts} tries: ${failure.message}`, {
-          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout; finished batches are kept",
+          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout (PostgreSQL) or --busy-timeout (SQLite); finished batches are kept",
           cause: failure,
         });
       }

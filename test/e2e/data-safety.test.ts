@@ -518,7 +518,8 @@ describe.each(ENGINE_KINDS)("stopping and resuming on %s", (kind) => {
     expect((await keyRows(fresh.db)).map((row) => row.active_key_digest)).toEqual([keyA.id, keyB.id]);
     await expectEveryValueWhole();
 
-    const interrupted = startCli([...rotateArgs(), "--json"]);
+    // Paced so the run is still going when the signal lands, however busy the machine is.
+    const interrupted = startCli([...rotateArgs(), "--json", "--sleep", "20ms"]);
     await waitForProgress(await fillerUnder(keyB.id) + 5);
     interrupted.child.kill("SIGTERM");
     const onSignal = await interrupted.done;
@@ -529,7 +530,7 @@ describe.each(ENGINE_KINDS)("stopping and resuming on %s", (kind) => {
     expect(afterSignal).toBeLessThan(FILLER_ROWS);
     await expectEveryValueWhole();
 
-    const killed = startCli(rotateArgs());
+    const killed = startCli([...rotateArgs(), "--sleep", "20ms"]);
     await waitForProgress(afterSignal + 5);
     killed.child.kill("SIGKILL");
     expect((await killed.done).signal).toBe("SIGKILL");
