@@ -67,31 +67,36 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
   return { text, values };
 }
 
-/** Compare-and-swap: a row is written only if every value and key id is still what was read. */
-export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expected: unknown[][], next: unknown[][]): SqlStatement {
-  const arrays: unknown[][] = [...rowKeys, ...expected, ...next];
+/**
+ * One UPDATE … FROM unnest(…) for a whole batch: the row key, then the guard's columns, then the
+ * new value and key id of each encrypted column, each as a text[] parameter.
+ */
+function batchUpdateSql(table: EncryptedTable, guardAliases: string[], guard: string[], values: unknown[]): SqlStatement {
   const keyAliases = table.rowKey.map((_, index) => `k${index}`);
-  const expectedAliases = table.columns.flatMap((_, index) => [`ov${index}`, `ok${index}`]);
   const nextAliases = table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]);
-  const aliases = [...keyAliases, ...expectedAliases, ...nextAliases];
+  const aliases = [...keyAliases, ...guardAliases, ...nextAliases];
   const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
   const set = table.columns.flatMap((column, index) => [
     `${quoteIdent(column.column)} = v.nv${index}`,
     `${quoteIdent(column.keyIdColumn)} = v.nk${index}`,
   ]);
-  const where = [
-    ...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`),
-    ...table.columns.flatMap((column, index) => [
-      `t.${quoteIdent(column.column)} IS NOT DISTINCT FROM v.ov${index}`,
-      `t.${quoteIdent(column.keyIdColumn)} IS NOT DISTINCT FROM v.ok${index}`,
-    ]),
-  ];
+  const where = [...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`), ...guard];
   const text =
     `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} ` +
     `FROM unnest(${unnestArgs}) AS v(${aliases.join(", ")}) ` +
     `WHERE ${where.join(" AND ")} ` +
     `RETURNING ${table.rowKey.map((name) => `t.${quoteIdent(name)}::text`).join(", ")}`;
-  return { text, values: arrays };
+  return { text, values };
+}
+
+/** Compare-and-swap: a row is written only if every value and key id is still what was read. */
+export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expected: unknown[][], next: unknown[][]): SqlStatement {
+  const guardAliases = table.columns.flatMap((_, index) => [`ov${index}`, `ok${index}`]);
+  const guard = table.columns.flatMap((column, index) => [
+    `t.${quoteIdent(column.column)} IS NOT DISTINCT FROM v.ov${index}`,
+    `t.${quoteIdent(column.keyIdColumn)} IS NOT DISTINCT FROM v.ok${index}`,
+  ]);
+  return batchUpdateSql(table, guardAliases, guard, [...rowKeys, ...expected, ...next]);
 }
 
 /**
@@ -100,24 +105,7 @@ export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expe
  * makes PostgreSQL re-check this condition against the new row version, which then fails.
  */
 export function updateBatchByVersionSql(table: EncryptedTable, rowKeys: unknown[][], versions: unknown[], next: unknown[][]): SqlStatement {
-  const keyAliases = table.rowKey.map((_, index) => `k${index}`);
-  const nextAliases = table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]);
-  const aliases = [...keyAliases, "ver", ...nextAliases];
-  const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
-  const set = table.columns.flatMap((column, index) => [
-    `${quoteIdent(column.column)} = v.nv${index}`,
-    `${quoteIdent(column.keyIdColumn)} = v.nk${index}`,
-  ]);
-  const where = [
-    ...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`),
-    "t.xmin = v.ver::xid",
-  ];
-  const text =
-    `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} ` +
-    `FROM unnest(${unnestArgs}) AS v(${aliases.join(", ")}) ` +
-    `WHERE ${where.join(" AND ")} ` +
-    `RETURNING ${table.rowKey.map((name) => `t.${quoteIdent(name)}::text`).join(", ")}`;
-  return { text, values: [...rowKeys, versions, ...next] };
+  return batchUpdateSql(table, ["ver"], ["t.xmin = v.ver::xid"], [...rowKeys, versions, ...next]);
 }
 
 export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): SqlStatement {
