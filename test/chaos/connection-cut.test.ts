@@ -12,7 +12,7 @@ import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
 import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import { firstErrorLine, sleep, startCli } from "./support/cli-process.js";
-import { runPhase, splitQuota, type CampaignContext, type PhaseFigures, type PhaseSpec } from "./support/campaign.js";
+import { runLifecycleCampaign, type CampaignContext } from "./support/campaign.js";
 import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
 import { Random } from "./support/random.js";
 import { recordFigures, tally } from "./support/report.js";
@@ -56,21 +56,7 @@ describe("connection cut mid-batch on postgres", () => {
         batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
         estimates: { firstBatchMs: 600, batchMs: 20 },
       };
-      const phases: Omit<PhaseSpec, "faults">[] = [
-        { name: "rotate", operation: { kind: "rotate", to: keyB.id }, args: ["rotate", "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes"], finalActive: [keyB.id], finalRevoked: [keyA.id] },
-        { name: "decrypt", operation: { kind: "decrypt" }, args: ["decrypt", "--keys", keyB.base64, "--yes"], finalActive: [], finalRevoked: [keyA.id, keyB.id] },
-        { name: "encrypt", operation: { kind: "rotate", to: keyC.id }, args: ["rotate", "--new-key", keyC.base64, "--yes"], finalActive: [keyC.id], finalRevoked: [keyA.id, keyB.id] },
-        { name: "delete", operation: { kind: "delete" }, args: ["delete", "--yes"], finalActive: [], finalRevoked: [keyA.id, keyB.id, keyC.id] },
-      ];
-      const quotas = splitQuota(chaos.cuts, phases.length);
-      const figures: PhaseFigures[] = [];
-      let carried = 0;
-      for (const [index, phase] of phases.entries()) {
-        const faults = (quotas[index] ?? 0) + carried;
-        const done = await runPhase(context, { ...phase, faults, last: index === phases.length - 1 });
-        carried = faults - done.faults;
-        figures.push(done);
-      }
+      const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.cuts);
       const cuts = figures.reduce((sum, phase) => sum + phase.faults, 0);
       expect(cuts, "cuts that made a live run exit 1").toBeGreaterThanOrEqual(chaos.cuts);
       const records = figures.flatMap((phase) => phase.records);

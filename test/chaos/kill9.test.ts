@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb } from "../support/test-db.js";
-import { runPhase, splitQuota, type CampaignContext, type PhaseFigures, type PhaseSpec } from "./support/campaign.js";
+import { runLifecycleCampaign, runPhase, type CampaignContext } from "./support/campaign.js";
 import { Random } from "./support/random.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
@@ -37,21 +37,7 @@ describe.each(ENGINE_KINDS)("kill -9 at random points on %s", (kind) => {
           batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
           estimates: { firstBatchMs: 600, batchMs: 20 },
         };
-        const phases: Omit<PhaseSpec, "faults">[] = [
-          { name: "rotate", operation: { kind: "rotate", to: keyB.id }, args: ["rotate", "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes"], finalActive: [keyB.id], finalRevoked: [keyA.id] },
-          { name: "decrypt", operation: { kind: "decrypt" }, args: ["decrypt", "--keys", keyB.base64, "--yes"], finalActive: [], finalRevoked: [keyA.id, keyB.id] },
-          { name: "encrypt", operation: { kind: "rotate", to: keyC.id }, args: ["rotate", "--new-key", keyC.base64, "--yes"], finalActive: [keyC.id], finalRevoked: [keyA.id, keyB.id] },
-          { name: "delete", operation: { kind: "delete" }, args: ["delete", "--yes"], finalActive: [], finalRevoked: [keyA.id, keyB.id, keyC.id] },
-        ];
-        const quotas = splitQuota(chaos.kills, phases.length);
-        const figures: PhaseFigures[] = [];
-        let carried = 0;
-        for (const [index, phase] of phases.entries()) {
-          const faults = (quotas[index] ?? 0) + carried;
-          const done = await runPhase(context, { ...phase, faults, last: index === phases.length - 1 });
-          carried = faults - done.faults;
-          figures.push(done);
-        }
+        const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.kills);
         const kills = figures.reduce((sum, phase) => sum + phase.faults, 0);
         expect(kills, "SIGKILLs that hit a live run").toBeGreaterThanOrEqual(chaos.kills);
 

@@ -646,6 +646,8 @@ async function runOnTerminal(args: string[], answer: string): Promise<CliRun> {
   return { code, stdout: output, stderr: output };
 }
 
+// Skipped only where util-linux `script` is missing (no way to give the CLI a real terminal there);
+// it is present on these machines and in CI, so these tests always run here.
 describe.skipIf(!hasPseudoTerminal).each(ENGINE_KINDS)("confirmation on a terminal on %s", (kind) => {
   const seeded = seededDatabase(kind, "terminal", "each");
 

@@ -311,3 +311,27 @@ async function quiesce(context: CampaignContext): Promise<void> {
 export function splitQuota(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, index) => Math.floor(total / parts) + (index < total % parts ? 1 : 0));
 }
+
+/**
+ * The campaign the kill and cut suites share: rotate A→B, decrypt, encrypt under C, delete, with
+ * `total` faults spread over the four phases (faults a phase could not place move to the next).
+ */
+export async function runLifecycleCampaign(context: CampaignContext, keys: { a: TestKey; b: TestKey; c: TestKey }, total: number): Promise<PhaseFigures[]> {
+  const { a, b, c } = keys;
+  const phases: Omit<PhaseSpec, "faults">[] = [
+    { name: "rotate", operation: { kind: "rotate", to: b.id }, args: ["rotate", "--new-key", b.base64, "--old-keys", a.base64, "--yes"], finalActive: [b.id], finalRevoked: [a.id] },
+    { name: "decrypt", operation: { kind: "decrypt" }, args: ["decrypt", "--keys", b.base64, "--yes"], finalActive: [], finalRevoked: [a.id, b.id] },
+    { name: "encrypt", operation: { kind: "rotate", to: c.id }, args: ["rotate", "--new-key", c.base64, "--yes"], finalActive: [c.id], finalRevoked: [a.id, b.id] },
+    { name: "delete", operation: { kind: "delete" }, args: ["delete", "--yes"], finalActive: [], finalRevoked: [a.id, b.id, c.id] },
+  ];
+  const quotas = splitQuota(total, phases.length);
+  const figures: PhaseFigures[] = [];
+  let carried = 0;
+  for (const [index, phase] of phases.entries()) {
+    const faults = (quotas[index] ?? 0) + carried;
+    const done = await runPhase(context, { ...phase, faults, last: index === phases.length - 1 });
+    carried = faults - done.faults;
+    figures.push(done);
+  }
+  return figures;
+}
