@@ -5,7 +5,7 @@ import { openSession, type Session, type SessionLimits } from "../ops/session.js
 import { DEFAULT_POSTGRES_LIMITS } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../report/events.js";
-import { redactUrl } from "../db/target.js";
+import { urlWithoutPassword } from "../db/target.js";
 import type { EmitEvent } from "../report/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
@@ -156,21 +156,38 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
 
 const KEY_FLAGS = new Set(["--new-key", "--old-keys", "--keys"]);
 
+export interface ContinueCommand {
+  command: string;
+  /** Set when something had to be left out of the command, saying how to supply it. */
+  note: string | undefined;
+}
+
+export const PASSWORD_LEFT_OUT_NOTE =
+  "the password in --db is left out: set PGPASSWORD (or add a ~/.pgpass entry) before running it, or put the whole URL in DBCRYPT_DATABASE_URL and drop --db";
+
 /**
  * The exact command to continue a run that stopped: the same arguments, with key values replaced
- * (unless they are @FILE references) and the database URL's password removed.
+ * (unless they are @FILE references) and the database URL's password left out. A URL that came
+ * from DBCRYPT_DATABASE_URL or DATABASE_URL is not in the arguments, so that command runs as is.
  */
-export function continueCommand(argv: readonly string[]): string {
+export function continueCommand(argv: readonly string[]): ContinueCommand {
   const args = argv.slice(2);
+  let passwordLeftOut = false;
+  const shownUrl = (url: string) => {
+    const shown = urlWithoutPassword(url);
+    passwordLeftOut ||= shown.removed;
+    return shown.url;
+  };
   const shown = args.map((arg, index) => {
     const previous = args[index - 1] ?? "";
     const [flag, inlineValue] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [undefined, undefined];
     if (flag !== undefined && KEY_FLAGS.has(flag)) return inlineValue?.startsWith("@") ? arg : `${flag}=<key>`;
     if (KEY_FLAGS.has(previous)) return arg.startsWith("@") ? arg : "<key>";
-    if (previous === "--db" || flag === "--db") return flag ? `--db=${redactUrl(inlineValue ?? "")}` : redactUrl(arg);
+    if (previous === "--db" || flag === "--db") return flag ? `--db=${shownUrl(inlineValue ?? "")}` : shownUrl(arg);
     return arg;
   });
-  return ["dbcrypt", ...shown].map((part) => (/^[\w@%+=:,./<>-]+$/.test(part) ? part : `'${part.replace(/'/g, "'\\''")}'`)).join(" ");
+  const command = ["dbcrypt", ...shown].map((part) => (/^[\w@%+=:,./<>-]+$/.test(part) ? part : `'${part.replace(/'/g, "'\\''")}'`)).join(" ");
+  return { command, note: passwordLeftOut ? PASSWORD_LEFT_OUT_NOTE : undefined };
 }
 
 /**
@@ -191,12 +208,13 @@ export async function runWriteCommand(
     return printResult(flags, result);
   } catch (error) {
     if (error instanceof DbcryptError && !flags.dryRun && (error.exitCode === ExitCode.failure || error.exitCode === ExitCode.locked)) {
-      const next = error.exitCode === ExitCode.locked
-        ? `to run it once the other run has finished: ${continueCommand(process.argv)}`
-        : `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${continueCommand(process.argv)}`;
+      const next = continueCommand(process.argv);
+      const line = error.exitCode === ExitCode.locked
+        ? `to run it once the other run has finished: ${next.command}`
+        : `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${next.command}`;
       throw new DbcryptError(error.code, error.message, {
         hint: error.hint,
-        details: [...error.details, next],
+        details: [...error.details, line, ...(next.note === undefined ? [] : [next.note])],
         cause: error.cause,
         retryable: error.retryable,
       });
@@ -209,7 +227,11 @@ export async function runWriteCommand(
 }
 
 export function printResult(flags: GlobalFlags, result: OperationResult): number {
-  if (result.continueWith !== undefined) result.continueWith = continueCommand(process.argv);
+  if (result.continueWith !== undefined) {
+    const next = continueCommand(process.argv);
+    result.continueWith = next.command;
+    if (next.note !== undefined) result.continueNote = next.note;
+  }
   const events = (flags as WriteFlags).jsonEvents;
   if (events) writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), type: "result", ...result, command: result.command }));
   else if (flags.json) writeStdout(JSON.stringify({ version: 1, ...result }, null, 2));

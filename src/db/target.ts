@@ -30,18 +30,33 @@ export function parseDatabaseTarget(input: string | undefined): DatabaseTarget {
  * the URL parse differently (or not at all) and would slip through.
  */
 export function redactUrl(url: string): string {
+  return maskSecretParameters(rewritePassword(url, (user) => `${user}:***`));
+}
+
+/**
+ * The URL for a command the operator is told to run: the password is left out altogether, so the
+ * URL still connects once the password comes from PGPASSWORD or ~/.pgpass (a `***` in its place
+ * would be sent as the password). `removed` says whether there was anything to leave out.
+ */
+export function urlWithoutPassword(url: string): { url: string; removed: boolean } {
+  const shown = maskSecretParameters(rewritePassword(url, (user) => user));
+  return { url: shown, removed: shown !== url };
+}
+
+function rewritePassword(url: string, userInfoWithoutPassword: (user: string) => string): string {
   const schemeEnd = url.indexOf("://");
   if (schemeEnd < 0) return url;
   const afterScheme = url.slice(schemeEnd + 3);
   const userInfoEnd = afterScheme.lastIndexOf("@");
-  let redacted = url;
-  if (userInfoEnd >= 0) {
-    const userInfo = afterScheme.slice(0, userInfoEnd);
-    const colon = userInfo.indexOf(":");
-    const user = colon >= 0 ? userInfo.slice(0, colon) : userInfo;
-    redacted = `${url.slice(0, schemeEnd + 3)}${colon >= 0 ? `${user}:***` : user}@${afterScheme.slice(userInfoEnd + 1)}`;
-  }
-  return redacted.replace(/([?&][^=&#]*(?:pass|secret|key|token)[^=&#]*=)[^&#]*/gi, "$1***");
+  if (userInfoEnd < 0) return url;
+  const userInfo = afterScheme.slice(0, userInfoEnd);
+  const colon = userInfo.indexOf(":");
+  if (colon < 0) return url;
+  return `${url.slice(0, schemeEnd + 3)}${userInfoWithoutPassword(userInfo.slice(0, colon))}@${afterScheme.slice(userInfoEnd + 1)}`;
+}
+
+function maskSecretParameters(url: string): string {
+  return url.replace(/([?&][^=&#]*(?:pass|secret|key|token)[^=&#]*=)[^&#]*/gi, "$1***");
 }
 
 /** Names an unrecognised --db value without echoing it: it may be a DSN with a password in it. */

@@ -59,6 +59,8 @@ export interface OperationResult {
   exitCode: ExitCode;
   /** The command to run next, when the run did not finish. */
   continueWith: string | undefined;
+  /** How to supply what continueWith had to leave out (the URL's password); absent otherwise. */
+  continueNote?: string;
 }
 
 /**

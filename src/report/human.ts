@@ -38,6 +38,7 @@ export function formatResult(result: OperationResult): string {
   for (const kept of result.keysKept) lines.push(`  kept key ${kept.keyId}: ${kept.reason}`);
   if (result.status !== "dry-run") lines.push(`  ${result.rowsWritten} row(s), ${result.valuesWritten} value(s) in ${(result.elapsedMs / 1000).toFixed(1)}s`);
   if (result.continueWith) lines.push(`  to continue: ${result.continueWith}`);
+  if (result.continueWith && result.continueNote) lines.push(`  (${result.continueNote})`);
   return lines.join("\n");
 }
 

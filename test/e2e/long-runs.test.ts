@@ -3,13 +3,18 @@
  * waits that retry instead of failing, pacing, and progress a script can read (JSON Lines) or a
  * log can hold (plain lines).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomKey, type TestKey } from "../support/coder-crypto.js";
 import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli } from "../support/cli.js";
 import { createCoderSchema } from "../support/coder-schema.js";
 import { assertAllValues, seedCoderData, type SeedManifest } from "../support/seed.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
+import { PASSWORD_LEFT_OUT_NOTE } from "../../src/cli/common.js";
+import { urlWithoutPassword } from "../../src/db/target.js";
 
 interface RunningCli {
   stdoutLines: () => string[];
@@ -17,8 +22,8 @@ interface RunningCli {
   done: Promise<number | null>;
 }
 
-function startCli(args: string[]): RunningCli & { signal: (name: NodeJS.Signals) => void } {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: "1", NO_COLOR: "1" };
+function startCli(args: string[], extraEnv: Record<string, string> = {}): RunningCli & { signal: (name: NodeJS.Signals) => void } {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: "1", NO_COLOR: "1", ...extraEnv };
   const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -90,7 +95,12 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
     const summary = first.stdoutLines().join("\n");
     expect(summary).toContain("rotate: stopped by a signal before finishing; re-run to continue");
     const continueWith = /to continue: (dbcrypt rotate .*)$/m.exec(summary)?.[1];
-    expect(continueWith).toBe(`dbcrypt ${rotateArgs().map((arg) => (arg === keyB.base64 || arg === keyA.base64 ? "<key>" : arg)).join(" ")} --batch-size 5 --sleep 50ms`.replace(/'/g, ""));
+    const shownUrl = urlWithoutPassword(url);
+    const shownArgs = rotateArgs().map((arg) => (arg === keyB.base64 || arg === keyA.base64 ? "<key>" : arg === url ? shownUrl.url : arg));
+    expect(continueWith).toBe(`dbcrypt ${shownArgs.join(" ")} --batch-size 5 --sleep 50ms`.replace(/'/g, ""));
+    // The embedded server's URL holds a password: it is left out, and the summary says how to supply it.
+    if (shownUrl.removed) expect(summary).toContain(`(${PASSWORD_LEFT_OUT_NOTE})`);
+    else expect(summary).not.toContain("password");
     const finish = await runCli(rotateArgs());
     expect(finish.code, finish.stderr).toBe(0);
     await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
@@ -163,5 +173,92 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
     const values = (JSON.parse(run.stdout) as { valuesWritten: number }).valuesWritten;
     expect(values).toBeGreaterThan(200);
     expect(Date.now() - started).toBeGreaterThanOrEqual((values / 200) * 1000);
+  });
+});
+
+/**
+ * The printed continue command must be one an operator can run, and must never hold the URL's
+ * password. Both ways of giving a URL with a password are run here: in --db (the password is
+ * left out and the summary says to supply it through PGPASSWORD), and in DBCRYPT_DATABASE_URL (the
+ * command has no --db and runs as printed). Keys come from files, so the printed command is
+ * complete, and it is run through a shell exactly as printed.
+ */
+describe("the continue command when the database URL holds a password (postgres)", () => {
+  let database: CreatedTestDatabase;
+  let db: TestDb;
+  let manifest: SeedManifest;
+  let keyDir: string;
+  let keyB: TestKey;
+  let urlWithPassword: string;
+  let password: string;
+
+  beforeEach(async () => {
+    database = await createTestDatabase("postgres", "continue");
+    db = await openTestDb(database.target);
+    await createCoderSchema(db);
+    const keyA = randomKey();
+    keyB = randomKey();
+    registerSecret(keyA.bytes);
+    registerSecret(keyB.bytes);
+    manifest = await seedCoderData(db, { users: 40, key: keyA });
+    for (const entry of manifest.entries) if (entry.plaintext !== null) registerSecret(entry.plaintext);
+    keyDir = mkdtempSync(join(tmpdir(), "dbcrypt-continue-"));
+    writeFileSync(join(keyDir, "a.key"), `${keyA.base64}\n`, { mode: 0o600 });
+    writeFileSync(join(keyDir, "b.key"), `${keyB.base64}\n`, { mode: 0o600 });
+    // The embedded server checks its password; the machine's server trusts every local
+    // connection, which never asks for the password, so a made-up one shows the same handling.
+    const url = new URL(dbArg(database.target));
+    if (url.password === "") url.password = "made-up-pw-9f3a";
+    password = decodeURIComponent(url.password);
+    urlWithPassword = url.toString();
+    registerSecret(password);
+  });
+
+  afterEach(async () => {
+    rmSync(keyDir, { recursive: true, force: true });
+    await db.close();
+    await database.cleanup();
+  });
+
+  const keyArgs = () => ["--new-key", `@${join(keyDir, "b.key")}`, "--old-keys", `@${join(keyDir, "a.key")}`, "--yes"];
+
+  async function interruptedSummary(args: string[], env: Record<string, string>): Promise<string> {
+    const run = startCli([...args, "--batch-size", "5", "--sleep", "50ms"], env);
+    await until(() => /values; total/.test(run.stderr()));
+    run.signal("SIGINT");
+    expect(await run.done).toBe(4);
+    return run.stdoutLines().join("\n");
+  }
+
+  /** Runs the printed command through bash, with `dbcrypt` being this build. */
+  function runInShell(command: string, env: Record<string, string>): { code: number | null; output: string } {
+    const result = spawnSync("bash", ["-c", `dbcrypt() { "${process.execPath}" "${CLI_PATH}" "$@"; }; ${command}`], {
+      env: { ...process.env, DBCRYPT_DATABASE_URL: "", DATABASE_URL: "", CI: "1", NO_COLOR: "1", ...env },
+      encoding: "utf8",
+    });
+    const output = `${result.stdout}${result.stderr}`;
+    expect(findLeaks(output)).toEqual([]);
+    return { code: result.status, output };
+  }
+
+  it("--db with a password: the command leaves it out, says to use PGPASSWORD, and runs with it", async () => {
+    const summary = await interruptedSummary(["rotate", "--db", urlWithPassword, ...keyArgs()], {});
+    const continueWith = /to continue: (dbcrypt rotate .*)$/m.exec(summary)?.[1];
+    expect(continueWith).toBe(`dbcrypt rotate --db ${urlWithoutPassword(urlWithPassword).url} ${keyArgs().join(" ")} --batch-size 5 --sleep 50ms`);
+    expect(summary).toContain(`(${PASSWORD_LEFT_OUT_NOTE})`);
+    const finish = runInShell(continueWith as string, { PGPASSWORD: password });
+    expect(finish.code, finish.output).toBe(0);
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
+  it("URL in DBCRYPT_DATABASE_URL: the command has no --db and runs as printed", async () => {
+    const env = { DBCRYPT_DATABASE_URL: urlWithPassword };
+    const summary = await interruptedSummary(["rotate", ...keyArgs()], env);
+    const continueWith = /to continue: (dbcrypt rotate .*)$/m.exec(summary)?.[1];
+    expect(continueWith).toBe(`dbcrypt rotate ${keyArgs().join(" ")} --batch-size 5 --sleep 50ms`);
+    expect(summary).not.toContain("password");
+    const finish = runInShell(continueWith as string, env);
+    expect(finish.code, finish.output).toBe(0);
+    await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
   });
 });
