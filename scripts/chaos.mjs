@@ -68,7 +68,20 @@ function summarize(file) {
     }
     out.push("");
   }
-  const other = lines.filter((line) => !line.test.startsWith("kill9") && !line.test.startsWith("connection-cut"));
+  const holes = lines.filter((line) => line.test.startsWith("black-hole"));
+  if (holes.length > 0) {
+    out.push("### black holes (PostgreSQL)", "");
+    row(["rows", "black holes (rotate/decrypt/encrypt/delete)", "runs", "connections silenced / seen", "where they landed", "statement interrupted", "error reported (all exit 1)", "ended after the fault (min / median / max)", "values checked", "rows lost"]);
+    row(["---:", "---", "---:", "---", "---", "---", "---", "---", "---:", "---:"]);
+    const list = (counts) => Object.entries(counts ?? {}).map(([name, n]) => `${name}: ${n}`).join("; ");
+    const seconds = (ms) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(1)} s`);
+    for (const line of holes) {
+      const ended = line.endedAfterFaultMs ?? {};
+      row([line.rows, `${line.blackholes} (${Object.values(line.blackholesPerPhase).join("/")})`, line.runs, `${line.connectionsSwallowed} / ${line.connectionsSeen}`, list(line.landed), list(line.interrupted), list(Object.fromEntries(Object.entries(line.errors).map(([error, n]) => [error.replace(/^exit 1: /, ""), n]))), `${seconds(ended.min)} / ${seconds(ended.median)} / ${seconds(ended.max)}`, line.valuesChecked, line.rowsLost]);
+    }
+    out.push("");
+  }
+  const other = lines.filter((line) => !line.test.startsWith("kill9") && !line.test.startsWith("connection-cut") && !line.test.startsWith("black-hole"));
   if (other.length > 0) {
     out.push("### other figures", "");
     for (const line of other) {

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DbcryptError, ExitCode } from "../errors.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type Session, type SessionLimits } from "../ops/session.js";
-import { DEFAULT_POSTGRES_LIMITS } from "../db/postgres.js";
+import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../report/events.js";
 import { urlWithoutPassword } from "../db/target.js";
@@ -38,6 +38,9 @@ export interface TimeoutFlags {
   lockTimeout: number;
   statementTimeout: number;
   idleInTransactionTimeout: number;
+  connectTimeout: number;
+  queryTimeout?: number;
+  keepalive: number;
   busyTimeout: number;
 }
 
@@ -55,6 +58,9 @@ export function addGlobalOptions(command: Command): Command {
     .addOption(new Option("--lock-timeout <duration>", "PostgreSQL lock_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.lockTimeoutMs, "2s").argParser(parseDuration))
     .addOption(new Option("--statement-timeout <duration>", "PostgreSQL statement_timeout for dbcrypt's own sessions").default(DEFAULT_POSTGRES_LIMITS.statementTimeoutMs, "2m").argParser(parseDuration))
     .addOption(new Option("--idle-in-transaction-timeout <duration>", "PostgreSQL idle_in_transaction_session_timeout").default(DEFAULT_POSTGRES_LIMITS.idleInTransactionTimeoutMs, "1m").argParser(parseDuration))
+    .addOption(new Option("--connect-timeout <duration>", "PostgreSQL: give up connecting (TCP, TLS, login) after this long").default(DEFAULT_POSTGRES_LIMITS.connectTimeoutMs, "10s").argParser(parsePositiveDuration))
+    .addOption(new Option("--query-timeout <duration>", "PostgreSQL: client-side limit on waiting for any one statement's answer; then the connection is closed (exit 1)").default(undefined, `--statement-timeout + ${QUERY_TIMEOUT_MARGIN_MS / 1000}s`).argParser(parsePositiveDuration))
+    .addOption(new Option("--keepalive <duration>", "PostgreSQL: TCP keepalive idle time on both ends, and how often the run-lock session is checked (0: off)").default(DEFAULT_POSTGRES_LIMITS.keepAliveMs, "10s").argParser(parseDuration))
     .addOption(new Option("--busy-timeout <duration>", "SQLite: how long to wait for another writer's lock").default(DEFAULT_SQLITE_BUSY_TIMEOUT_MS, "5s").argParser(parseDuration));
 }
 
@@ -89,6 +95,13 @@ export function parseDuration(text: string): number {
   return Number(match[1]) * unit;
 }
 
+/** A duration that must not be 0: a zero deadline would fail every connect or statement. */
+export function parsePositiveDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms <= 0) throw new InvalidArgumentError("must be a duration above 0, such as 10s or 2m");
+  return ms;
+}
+
 export function databaseFrom(flags: GlobalFlags): string | undefined {
   return flags.db ?? process.env.DBCRYPT_DATABASE_URL ?? process.env.DATABASE_URL;
 }
@@ -117,6 +130,9 @@ function sessionLimits(flags: GlobalFlags): SessionLimits {
       lockTimeoutMs: timeouts.lockTimeout ?? DEFAULT_POSTGRES_LIMITS.lockTimeoutMs,
       statementTimeoutMs: timeouts.statementTimeout ?? DEFAULT_POSTGRES_LIMITS.statementTimeoutMs,
       idleInTransactionTimeoutMs: timeouts.idleInTransactionTimeout ?? DEFAULT_POSTGRES_LIMITS.idleInTransactionTimeoutMs,
+      connectTimeoutMs: timeouts.connectTimeout ?? DEFAULT_POSTGRES_LIMITS.connectTimeoutMs,
+      queryTimeoutMs: timeouts.queryTimeout,
+      keepAliveMs: timeouts.keepalive ?? DEFAULT_POSTGRES_LIMITS.keepAliveMs,
     },
     sqliteBusyTimeoutMs: timeouts.busyTimeout ?? DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
   };

@@ -14,6 +14,8 @@ export interface NormalizedDatabaseError {
 
 const RETRYABLE_SQLSTATES = new Set(["40001", "40P01", "55P03", "57014"]);
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+/** The code of postgres-connection.ts's NoAnswerError: the client gave up waiting for the server. */
+export const NO_ANSWER_CODE = "DBCRYPT_NO_ANSWER";
 
 export function normalizeDatabaseError(error: unknown): NormalizedDatabaseError {
   const raw = error as { code?: unknown; constraint?: unknown; table?: unknown };
@@ -40,6 +42,12 @@ export function toDbcryptError(error: unknown, doing: string): DbcryptError {
   if (error instanceof DbcryptError) return error;
   const normalized = normalizeDatabaseError(error);
   const message = error instanceof Error ? error.message : String(error);
+  if (normalized.code === NO_ANSWER_CODE) {
+    return new DbcryptError("database_unreachable", `${doing}: ${message}`, {
+      hint: "the server or the network path to it stopped answering; check both, then re-run (finished batches are kept); raise --query-timeout only if statements legitimately take that long",
+      cause: error,
+    });
+  }
   if (isConnectionError(error)) {
     return new DbcryptError("database_unreachable", `${doing}: lost or could not open the database connection (${normalized.code ?? message})`, {
       hint: "check that the database is up and reachable, then re-run; finished batches are kept",

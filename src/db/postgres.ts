@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
-import pg from "pg";
+import type { QueryArrayResult, QueryResult, QueryResultRow } from "pg";
 import { DbcryptError } from "../errors.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
@@ -16,19 +16,41 @@ import {
 } from "./keys-table-sql.js";
 import { hasPlaintext, toCensusGroups } from "./census-groups.js";
 import { censusByKeySql, censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
+import { PostgresConnection, type ClientTimeouts } from "./postgres-connection.js";
 import { redactUrl } from "./target.js";
 
 export interface PostgresSessionLimits {
   lockTimeoutMs: number;
   statementTimeoutMs: number;
   idleInTransactionTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** undefined: the statement timeout plus QUERY_TIMEOUT_MARGIN_MS (see clientTimeouts). */
+  queryTimeoutMs: number | undefined;
+  keepAliveMs: number;
 }
 
 export const DEFAULT_POSTGRES_LIMITS: PostgresSessionLimits = {
   lockTimeoutMs: 2_000,
   statementTimeoutMs: 120_000,
   idleInTransactionTimeoutMs: 60_000,
+  connectTimeoutMs: 10_000,
+  queryTimeoutMs: undefined,
+  keepAliveMs: 10_000,
 };
+
+/**
+ * The client waits this much longer than the server's statement_timeout, so that a slow statement
+ * is normally cancelled by the server (a retryable error) and the client's own deadline only fires
+ * when the server cannot be heard at all. With statement_timeout off, the client still gives up
+ * after NO_STATEMENT_TIMEOUT_QUERY_LIMIT_MS.
+ */
+export const QUERY_TIMEOUT_MARGIN_MS = 30_000;
+const NO_STATEMENT_TIMEOUT_QUERY_LIMIT_MS = 600_000;
+
+export function clientTimeouts(limits: PostgresSessionLimits): ClientTimeouts {
+  const derived = limits.statementTimeoutMs > 0 ? limits.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : NO_STATEMENT_TIMEOUT_QUERY_LIMIT_MS;
+  return { connectTimeoutMs: limits.connectTimeoutMs, queryTimeoutMs: limits.queryTimeoutMs ?? derived, keepAliveMs: limits.keepAliveMs };
+}
 
 /** 'dbcr' as an int4: the advisory-lock namespace shared by every dbcrypt run. */
 const ADVISORY_LOCK_CLASS = 0x64626372;
@@ -40,16 +62,16 @@ export class PostgresDialect implements Dialect {
   readonly keysTable: string;
   readonly capabilities = { runLockKind: "advisory-lock", concurrentReads: true } as const;
   readonly #url: string;
-  readonly #client: pg.Client;
+  readonly #client: PostgresConnection;
   readonly #applicationName: string;
   readonly #limits: PostgresSessionLimits;
   readonly #readOnly: boolean;
   /** Batch reads run here, so the next batch is read while the previous one is written. */
-  #readClient: Promise<pg.Client> | undefined;
+  #readClient: Promise<PostgresConnection> | undefined;
   /** Set when the session holding the run lock dies: the lock went with it, so work must stop. */
   #lockLost: DbcryptError | undefined;
 
-  private constructor(url: string, keysTable: string, client: pg.Client, applicationName: string, limits: PostgresSessionLimits, readOnly: boolean) {
+  private constructor(url: string, keysTable: string, client: PostgresConnection, applicationName: string, limits: PostgresSessionLimits, readOnly: boolean) {
     this.#url = url;
     this.target = redactUrl(url);
     this.keysTable = keysTable;
@@ -64,7 +86,7 @@ export class PostgresDialect implements Dialect {
     const applicationName = `dbcrypt ${options.command} pid=${process.pid} host=${hostname()}`.slice(0, 63);
     const limits = options.limits ?? DEFAULT_POSTGRES_LIMITS;
     const readOnly = options.readOnly ?? false;
-    const client = await openClient(url, applicationName, limits, readOnly);
+    const client = await openConnection(url, applicationName, limits, readOnly);
     return new PostgresDialect(url, keysTable, client, applicationName, limits, readOnly);
   }
 
@@ -240,7 +262,7 @@ export class PostgresDialect implements Dialect {
   async acquireRunLock(command: string): Promise<RunLock> {
     // A separate session holds the lock, so a batch error that resets the work session cannot
     // silently drop it.
-    const lockClient = await openClient(this.#url, this.#applicationName, this.#limits);
+    const lockClient = await this.#open(false);
     const objectId = lockObjectId(this.keysTable);
     try {
       const result = await lockClient.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS locked", [ADVISORY_LOCK_CLASS, objectId]);
@@ -261,7 +283,7 @@ export class PostgresDialect implements Dialect {
         });
       }
     } catch (error) {
-      await lockClient.end().catch(() => undefined);
+      await lockClient.close();
       throw toDbcryptError(error, "take the run lock");
     }
     void command;
@@ -273,14 +295,16 @@ export class PostgresDialect implements Dialect {
         hint: "check that the database is up and reachable, then re-run; finished batches are kept",
       });
     };
-    lockClient.on("error", onLost);
-    lockClient.on("end", onLost);
+    const unsubscribe = lockClient.onLost(onLost);
+    // The lock session is otherwise idle, and an idle connection behind a silent partition looks
+    // healthy until it is used; the server would end it (and free the lock) while this run went on.
+    const heartbeat = new LockHeartbeat(lockClient, clientTimeouts(this.#limits).keepAliveMs, onLost);
     return {
       release: async () => {
-        lockClient.off("error", onLost);
-        lockClient.off("end", onLost);
+        await heartbeat.stop();
+        unsubscribe();
         await lockClient.query("SELECT pg_advisory_unlock($1, $2)", [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
-        await lockClient.end().catch(() => undefined);
+        await lockClient.close();
       },
     };
   }
@@ -310,17 +334,21 @@ export class PostgresDialect implements Dialect {
     const reader = this.#readClient;
     this.#readClient = undefined;
     await Promise.all([
-      this.#client.end().catch(() => undefined),
-      reader?.then((client) => client.end()).catch(() => undefined),
+      this.#client.close(),
+      reader?.then((client) => client.close()).catch(() => undefined),
     ]);
   }
 
-  #reader(): Promise<pg.Client> {
-    this.#readClient ??= openClient(this.#url, this.#applicationName, this.#limits, this.#readOnly);
+  #reader(): Promise<PostgresConnection> {
+    this.#readClient ??= this.#open(this.#readOnly);
     return this.#readClient;
   }
 
-  async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<pg.QueryResult<Row>> {
+  #open(readOnly: boolean): Promise<PostgresConnection> {
+    return openConnection(this.#url, this.#applicationName, this.#limits, readOnly);
+  }
+
+  async #query<Row extends QueryResultRow = QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<QueryResult<Row>> {
     if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       return await this.#client.query<Row>(text, values);
@@ -329,10 +357,10 @@ export class PostgresDialect implements Dialect {
     }
   }
 
-  async #queryArrays(text: string, values: unknown[], doing: string, client: pg.Client = this.#client): Promise<pg.QueryArrayResult<unknown[]>> {
+  async #queryArrays(text: string, values: unknown[], doing: string, client: PostgresConnection = this.#client): Promise<QueryArrayResult<unknown[]>> {
     if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
-      return await client.query({ text, values, rowMode: "array" });
+      return await client.queryArrays(text, values);
     } catch (error) {
       throw toDbcryptError(error, doing);
     }
@@ -351,60 +379,31 @@ export class PostgresDialect implements Dialect {
   }
 }
 
-async function openClient(url: string, applicationName: string, limits: PostgresSessionLimits, readOnly = false): Promise<pg.Client> {
-  if (!canParseConnectionString(url)) {
-    throw new DbcryptError("bad_database_url", `the PostgreSQL URL ${redactUrl(url)} cannot be parsed`, {
-      hint: "percent-encode special characters in the user and password (/ as %2F, @ as %40, # as %23, ? as %3F)",
-    });
-  }
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: applicationName,
-    connectionTimeoutMillis: 10_000,
-  });
-  // An idle client whose server goes away emits 'error'; without a listener that kills the process
-  // before the failing query can report it properly.
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw describeConnectFailure(error, url);
-  }
-  // Session settings only, set with SET rather than the startup packet's options, which some
-  // connection poolers reject. dbcrypt never changes server-wide configuration.
-  try {
-    await client.query(
-      `SET lock_timeout = ${limits.lockTimeoutMs}; SET statement_timeout = ${limits.statementTimeoutMs}; ` +
-        `SET idle_in_transaction_session_timeout = ${limits.idleInTransactionTimeoutMs}` +
-        (readOnly ? "; SET default_transaction_read_only = on" : ""),
-    );
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw toDbcryptError(error, "set session timeouts");
-  }
-  return client;
-}
-
-function describeConnectFailure(error: unknown, url: string): DbcryptError {
-  const code = normalizeDatabaseError(error).code;
-  const where = redactUrl(url);
-  if (code === "3D000") return new DbcryptError("database_not_found", `database in ${where} does not exist`, { hint: "check the database name in --db" });
-  if (code === "28P01" || code === "28000") {
-    return new DbcryptError("database_unreachable", `PostgreSQL at ${where} rejected the credentials [${code}]`, { hint: "check the user and password in --db, PGPASSWORD or ~/.pgpass" });
-  }
-  return new DbcryptError("database_unreachable", `cannot connect to PostgreSQL at ${where}: ${error instanceof Error ? error.message : String(error)}`, {
-    hint: "check the host, port and that the server is running",
-    cause: error,
+function openConnection(url: string, applicationName: string, limits: PostgresSessionLimits, readOnly = false): Promise<PostgresConnection> {
+  return PostgresConnection.open(url, applicationName, clientTimeouts(limits), {
+    lockTimeoutMs: limits.lockTimeoutMs,
+    statementTimeoutMs: limits.statementTimeoutMs,
+    idleInTransactionTimeoutMs: limits.idleInTransactionTimeoutMs,
+    readOnly,
   });
 }
 
-function canParseConnectionString(url: string): boolean {
-  try {
-    new URL(url);
-    return true;
-  } catch {
-    return false;
+/** Pings the run-lock session every keepalive interval; a failed or unanswered ping is a lost lock. */
+class LockHeartbeat {
+  readonly #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> = Promise.resolve();
+
+  constructor(connection: PostgresConnection, intervalMs: number, onLost: () => void) {
+    if (intervalMs <= 0) return;
+    this.#timer = setInterval(() => {
+      this.#inFlight = this.#inFlight.then(() => connection.query("SELECT 1").then(() => undefined, onLost));
+    }, intervalMs);
+  }
+
+  /** Stops pinging and waits for a ping still on the wire, so the session is free for the unlock. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#inFlight;
   }
 }
 

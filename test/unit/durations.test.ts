@@ -1,7 +1,8 @@
 /** The commander argument parsers for --max-duration and --batch-size. */
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BATCH_SIZE, parseDuration, parsePositiveInteger } from "../../src/cli/common.js";
+import { DEFAULT_BATCH_SIZE, parseDuration, parsePositiveDuration, parsePositiveInteger } from "../../src/cli/common.js";
+import { formatDuration } from "../../src/durations.js";
 
 describe("parseDuration", () => {
   it.each([
@@ -47,5 +48,29 @@ describe("parsePositiveInteger", () => {
 
   it("accepts the default batch size", () => {
     expect(parsePositiveInteger(String(DEFAULT_BATCH_SIZE))).toBe(DEFAULT_BATCH_SIZE);
+  });
+});
+
+describe("formatDuration", () => {
+  it.each([
+    [250, "250ms"],
+    [1_500, "1500ms"],
+    [3_000, "3s"],
+    [150_000, "2m30s"],
+    [3_600_000, "1h"],
+    [3_723_000, "1h2m3s"],
+  ])("%i ms is %s", (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+
+  it("reads back through parseDuration for whole units", () => {
+    for (const ms of [250, 3_000, 60_000, 3_600_000]) expect(parseDuration(formatDuration(ms))).toBe(ms);
+  });
+});
+
+describe("parsePositiveDuration (--connect-timeout, --query-timeout)", () => {
+  it("refuses a zero deadline, which would fail every connect or statement", () => {
+    for (const text of ["0", "0ms", "0s"]) expect(() => parsePositiveDuration(text)).toThrow(InvalidArgumentError);
+    expect(parsePositiveDuration("3s")).toBe(3_000);
   });
 });

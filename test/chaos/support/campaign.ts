@@ -1,6 +1,7 @@
 /**
  * One Coder-shaped database, one operation at a time (rotate, decrypt, encrypt, delete), hurt at
- * random points — SIGKILL, or a dropped connection through the proxy — and re-run until it is done.
+ * random points — SIGKILL, a dropped connection through the proxy, or the proxy turning into a
+ * black hole (no reset, no answer) — and re-run until it is done.
  * After every fault the oracle (coder-state.ts) must find every value intact, every key id active,
  * and every row either untouched or completely processed; after the final run, every row done.
  */
@@ -12,7 +13,7 @@ import { afterDelete, checkTransition, inspectCoder, pendingValues, type DataSta
 import type { Random } from "./random.js";
 import type { CuttableProxy } from "./tcp-proxy.js";
 
-export type FaultKind = "kill" | "cut";
+export type FaultKind = "kill" | "cut" | "blackhole";
 
 export interface CampaignContext {
   db: TestDb;
@@ -22,8 +23,12 @@ export interface CampaignContext {
   keys: Map<string, TestKey>;
   random: Random;
   fault: FaultKind;
-  /** Required for "cut": the faulted runs go through it. */
+  /** Required for "cut" and "blackhole": the faulted runs go through it. */
   proxy?: CuttableProxy;
+  /** Flags added to every run of the campaign (the black hole's short client timeouts). */
+  extraArgs?: readonly string[];
+  /** "blackhole": the longest a faulted run may take to end after the fault, in ms. */
+  maxEndAfterFaultMs?: number;
   batchSizes: readonly number[];
   /** Learnt as the campaign goes: how long a run takes to reach its first batch, and one batch. */
   estimates: { firstBatchMs: number; batchMs: number };
@@ -56,8 +61,10 @@ export interface FaultRecord {
   batchSize: number;
   cryptoThreads: number;
   outcome: string;
-  /** Cuts only: the kind of statement the lost connection interrupted. */
+  /** Cuts and black holes: the kind of statement the lost connection interrupted. */
   interrupted?: string;
+  /** Black holes: how long the run took to end after the fault. */
+  endedAfterFaultMs?: number;
 }
 
 export interface PhaseFigures {
@@ -83,13 +90,16 @@ export async function runPhase(context: CampaignContext, spec: PhaseSpec): Promi
     const faultsLeft = spec.faults - figures.faults;
     const batchSize = chooseBatchSize(random, context.batchSizes, pending, faultsLeft);
     const trigger = chooseTrigger(random, pending, faultsLeft, spec.last === true);
-    const url = context.fault === "cut" ? (context.proxy as CuttableProxy).urlFor(context.directUrl) : context.directUrl;
+    const url = context.fault === "kill" ? context.directUrl : (context.proxy as CuttableProxy).urlFor(context.directUrl);
     // Now and then with crypto worker threads, so that pipeline is killed and cut too.
     const threads = spec.cryptoThreads ?? random.pick([0, 0, 1, 2]);
-    const run = startCli([...spec.args, "--db", url, "--batch-size", String(batchSize), "--json-events", ...(threads > 0 ? ["--crypto-threads", String(threads)] : [])], { hungAfterMs: 120_000 });
+    const run = startCli([...spec.args, ...(context.extraArgs ?? []), "--db", url, "--batch-size", String(batchSize), "--json-events", ...(threads > 0 ? ["--crypto-threads", String(threads)] : [])], { hungAfterMs: 120_000 });
     figures.runs++;
     const injected = await injectFault(context, run, trigger, pending, faultsLeft);
     const finished = await run.done;
+    const endedAfterFaultMs = injected === undefined ? undefined : run.startedAt + finished.elapsedMs - injected.at;
+    // The partition ends: what was held is closed, as the server's keepalive would close it.
+    if (context.fault === "blackhole") (context.proxy as CuttableProxy).heal();
     learn(context, finished);
     const landed = injected === undefined ? "(none: the run finished first)" : landedAt(injected.eventsSeen);
     const outcome = judgeFaultedRun(context, spec, finished, injected);
@@ -99,7 +109,16 @@ export async function runPhase(context: CampaignContext, spec: PhaseSpec): Promi
     }
     if (outcome === "faulted") figures.faults++;
     else figures.finishedBeforeFault++;
-    figures.records.push({ phase: spec.name, trigger, landed, batchSize, cryptoThreads: threads, outcome: outcome === "faulted" ? describeOutcome(context, finished) : "finished before the fault", ...(context.fault === "cut" && outcome === "faulted" ? { interrupted: interruptedStatement(finished) } : {}) });
+    if (context.fault === "blackhole" && outcome === "faulted") {
+      expect(endedAfterFaultMs, `${spec.name}: a black-holed run must end within its client timeouts`).toBeLessThanOrEqual(context.maxEndAfterFaultMs ?? Infinity);
+    }
+    const networkFault = context.fault !== "kill" && outcome === "faulted";
+    figures.records.push({
+      phase: spec.name, trigger, landed, batchSize, cryptoThreads: threads,
+      outcome: outcome === "faulted" ? describeOutcome(context, finished) : "finished before the fault",
+      ...(networkFault ? { interrupted: interruptedStatement(finished) } : {}),
+      ...(context.fault === "blackhole" && outcome === "faulted" && endedAfterFaultMs !== undefined ? { endedAfterFaultMs } : {}),
+    });
     latest = await inspectOrThrow(context, { spec, before }, `${spec.name}: after run ${figures.runs} (${context.fault} ${outcome === "faulted" ? `#${figures.faults}` : "planned, but the run finished first"}; trigger ${trigger}, landed ${landed}, batch size ${batchSize})`);
     figures.valuesChecked += latest.values;
     if (outcome === "finished") break;
@@ -107,9 +126,9 @@ export async function runPhase(context: CampaignContext, spec: PhaseSpec): Promi
   // Finish the job: the re-run must complete, whatever state the faults left.
   for (let tries = 0; ; tries++) {
     await quiesce(context);
-    const url = context.fault === "cut" && random.chance(0.5) ? (context.proxy as CuttableProxy).urlFor(context.directUrl) : context.directUrl;
+    const url = context.fault !== "kill" && random.chance(0.5) ? (context.proxy as CuttableProxy).urlFor(context.directUrl) : context.directUrl;
     const threads = spec.cryptoThreads ?? random.pick([0, 0, 1, 2]);
-    const finish = await startCli([...spec.args, "--db", url, "--batch-size", String(random.pick(context.batchSizes)), "--json-events", ...(threads > 0 ? ["--crypto-threads", String(threads)] : [])], { hungAfterMs: 300_000 }).done;
+    const finish = await startCli([...spec.args, ...(context.extraArgs ?? []), "--db", url, "--batch-size", String(random.pick(context.batchSizes)), "--json-events", ...(threads > 0 ? ["--crypto-threads", String(threads)] : [])], { hungAfterMs: 300_000 }).done;
     figures.runs++;
     if (finish.code === 5 && tries < 50) {
       figures.lockStillHeld++;
@@ -204,13 +223,16 @@ async function injectFault(context: CampaignContext, run: RunningCli, trigger: F
     if (reached === undefined) return undefined;
     await sleep(random.between(0, 10));
   }
-  if (context.fault === "cut") {
+  if (context.fault !== "kill") {
     const proxy = context.proxy as CuttableProxy;
     // A cut needs something to cut: wait for the run's first connection if it has none yet.
     while (proxy.openConnections() === 0 && !run.exited()) await sleep(2);
     if (run.exited()) return undefined;
     const eventsSeen = [...run.events];
-    const connectionsCut = random.chance(0.7) ? proxy.cutAll() : proxy.cutOne(random);
+    const all = random.chance(0.7);
+    const connectionsCut = context.fault === "cut"
+      ? (all ? proxy.cutAll() : proxy.cutOne(random))
+      : (all ? proxy.blackHoleAll() : proxy.blackHoleOne(random));
     return { at: Date.now(), eventsSeen, connectionsCut };
   }
   if (run.exited()) return undefined;
@@ -253,7 +275,12 @@ function judgeFaultedRun(context: CampaignContext, spec: PhaseSpec, run: Finishe
   }
   expect(run.code, context_).toBe(1);
   // One line that names the cause, then details and a hint; never a stack trace.
-  expect(firstErrorLine(run), context_).toMatch(/^dbcrypt: error: .*(lost or could not open the database connection|lost the database connection|cannot connect to PostgreSQL)/);
+  const causes = context.fault === "cut"
+    ? /^dbcrypt: error: .*(lost or could not open the database connection|lost the database connection|cannot connect to PostgreSQL)/
+    : /^dbcrypt: error: .*(no answer from PostgreSQL within \S+ \(--query-timeout\)|lost the database connection that holds the run lock|cannot connect to PostgreSQL at .*no answer within \S+ \(--connect-timeout\))/;
+  expect(firstErrorLine(run), context_).toMatch(causes);
+  // Nothing half-written, and the way on: the command to continue once the cause is fixed.
+  if (context.fault === "blackhole") expect(run.stderr, context_).toMatch(/to continue once the cause is fixed: dbcrypt /);
   expect(run.stderr, context_).not.toMatch(/^\s+at /m);
   return "faulted";
 }
@@ -263,6 +290,10 @@ function describeOutcome(context: CampaignContext, run: FinishedRun): string {
   const line = firstErrorLine(run).replace(/^dbcrypt: error: /, "");
   const cause = /lost the database connection that holds the run lock/.test(line)
     ? "lost the connection holding the run lock"
+    : /no answer from PostgreSQL/.test(line)
+      ? "no answer to a statement (--query-timeout)"
+      : /--connect-timeout/.test(line)
+        ? "no answer while connecting (--connect-timeout)"
     : /cannot connect to PostgreSQL/.test(line)
       ? "could not connect (cut while connecting)"
       : /lost or could not open the database connection/.test(line)

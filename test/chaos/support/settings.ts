@@ -36,6 +36,8 @@ export const chaos = {
   kills: sizeFromEnv("DBCRYPT_CHAOS_KILLS", 8, 36, 1),
   /** Connection cuts on PostgreSQL, spread the same way. */
   cuts: sizeFromEnv("DBCRYPT_CHAOS_CUTS", 6, 32, 1),
+  /** Black holes (the network goes silent, no reset) on PostgreSQL, spread the same way. */
+  blackholes: sizeFromEnv("DBCRYPT_CHAOS_BLACKHOLES", 4, 24, 1),
   /** Runs under an intermittent SQLite lock holder. */
   lockRounds: sizeFromEnv("DBCRYPT_CHAOS_LOCK_ROUNDS", 1, 6, 1),
   /** Rows (about) under concurrent application writers, and how many writer rounds per engine. */

@@ -1,0 +1,193 @@
+/**
+ * A silent network partition: the proxy between the CLI and PostgreSQL stops forwarding without
+ * closing either side (a firewall dropping packets, a failed-over host). Nothing resets; only the
+ * CLI's client-side deadlines (--connect-timeout, --query-timeout, the run-lock heartbeat every
+ * --keepalive) can end the wait. A run hit by it must end by itself within those deadlines, exit 1
+ * with one line naming the cause and the timeout, leave no row half-written, print the command to
+ * continue, and a re-run after the partition must finish.
+ *
+ * Sizes: DBCRYPT_CHAOS_ROWS, DBCRYPT_CHAOS_BLACKHOLES; see support/settings.ts.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { dbArg, runCli } from "../support/cli.js";
+import { freshKey } from "../support/fixtures.js";
+import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
+import { firstErrorLine, startCli } from "./support/cli-process.js";
+import { runLifecycleCampaign, type CampaignContext } from "./support/campaign.js";
+import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
+import { Random } from "./support/random.js";
+import { recordFigures, tally } from "./support/report.js";
+import { seedChaosDatabase } from "./support/seeding.js";
+import { chaos, timeoutFor } from "./support/settings.js";
+import { CuttableProxy } from "./support/tcp-proxy.js";
+
+/** Short client deadlines, so that each black hole costs seconds, not the default minutes. */
+const CLIENT_DEADLINES = ["--connect-timeout", "2s", "--query-timeout", "3s", "--keepalive", "1s"];
+/**
+ * The longest a run may take to end once the network went silent: one statement's deadline, one
+ * heartbeat's, a connect's and the 2 s close grace, with room for a loaded machine.
+ */
+const MAX_END_AFTER_FAULT_MS = 20_000;
+
+describe("black-holed network on postgres", () => {
+  let database: CreatedTestDatabase;
+  let db: TestDb;
+  let proxy: CuttableProxy;
+
+  beforeEach(async () => {
+    database = await createTestDatabase("postgres", "chaos_hole");
+    db = await openTestDb(database.target);
+    const url = new URL(dbArg(database.target));
+    proxy = await CuttableProxy.start({ host: url.hostname, port: Number(url.port) });
+  });
+
+  afterEach(async () => {
+    await proxy?.close();
+    await db?.close();
+    await database?.cleanup();
+  });
+
+  it(
+    `loses nothing and never hangs over ${chaos.blackholes} black holes during rotate, decrypt, encrypt and delete of ${chaos.rows}+ rows`,
+    async () => {
+      const keyA = freshKey();
+      const keyB = freshKey();
+      const keyC = freshKey();
+      const seed = await seedChaosDatabase(db, chaos.rows, keyA);
+      const context: CampaignContext = {
+        db,
+        directUrl: dbArg(database.target),
+        seeded: seed.seeded,
+        keys: new Map([keyA, keyB, keyC].map((key) => [key.id, key])),
+        random: new Random(chaos.seed, "black-hole"),
+        fault: "blackhole",
+        proxy,
+        extraArgs: CLIENT_DEADLINES,
+        maxEndAfterFaultMs: MAX_END_AFTER_FAULT_MS,
+        batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
+        estimates: { firstBatchMs: 600, batchMs: 20 },
+      };
+      const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.blackholes);
+      const holes = figures.reduce((sum, phase) => sum + phase.faults, 0);
+      expect(holes, "black holes that made a live run exit 1").toBeGreaterThanOrEqual(chaos.blackholes);
+      const faulted = figures.flatMap((phase) => phase.records).filter((record) => record.outcome.startsWith("exit"));
+      const endTimes = faulted.flatMap((record) => (record.endedAfterFaultMs === undefined ? [] : [record.endedAfterFaultMs])).sort((a, b) => a - b);
+      recordFigures("black-hole postgres", {
+        engine: "postgres",
+        rows: seed.rows,
+        values: seed.values,
+        blackholes: holes,
+        blackholesPerPhase: Object.fromEntries(figures.map((phase) => [phase.phase, phase.faults])),
+        runs: figures.reduce((sum, phase) => sum + phase.runs, 0),
+        finishedBeforeFault: figures.reduce((sum, phase) => sum + phase.finishedBeforeFault, 0),
+        connectionsSeen: proxy.connectionsSeen,
+        connectionsSwallowed: proxy.connectionsSwallowed,
+        landed: tally(faulted.map((record) => record.landed)),
+        errors: tally(faulted.map((record) => record.outcome)),
+        interrupted: tally(faulted.flatMap((record) => (record.interrupted === undefined ? [] : [record.interrupted]))),
+        endedAfterFaultMs: { min: endTimes[0], median: endTimes[Math.floor(endTimes.length / 2)], max: endTimes.at(-1) },
+        valuesChecked: figures.reduce((sum, phase) => sum + phase.valuesChecked, 0),
+        rowsLost: 0,
+      });
+    },
+    timeoutFor(chaos.blackholes, 40_000, 180_000),
+  );
+
+  it("stops (exit 1) within --keepalive + --query-timeout when only the run-lock session goes silent", async () => {
+    const keyA = freshKey();
+    const keyB = freshKey();
+    const seed = await seedChaosDatabase(db, 500, keyA);
+    const keys = new Map([keyA, keyB].map((key) => [key.id, key]));
+    const before = await readCoderState(db, [...seed.seeded.keys()]);
+    const url = dbArg(database.target);
+    const args = ["rotate", "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes", "--batch-size", "5", "--sleep", "50ms", ...CLIENT_DEADLINES];
+    const run = startCli([...args, "--json-events", "--db", proxy.urlFor(url)]);
+    await run.waitForEvent((event) => event.type === "batch");
+    const [holder] = await db.query<{ client_port: number }>(
+      `SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()`,
+    );
+    expect(holder, "the run holds an advisory lock").toBeDefined();
+    const silencedAt = Date.now();
+    expect(proxy.blackHoleByUpstreamPort(Number(holder!.client_port))).toBe(1);
+    const finished = await run.done;
+    const endedAfterMs = run.startedAt + finished.elapsedMs - silencedAt;
+    expect(finished.code, finished.stderr).toBe(1);
+    expect(firstErrorLine(finished)).toMatch(/^dbcrypt: error: lost the database connection that holds the run lock/);
+    expect(finished.stderr).toMatch(/to continue once the cause is fixed: dbcrypt rotate /);
+    // Heartbeat every 1 s, answered within 3 s, then the next statement stops the run.
+    expect(endedAfterMs).toBeLessThan(MAX_END_AFTER_FAULT_MS);
+    const after = await inspectCoder(db, seed.seeded, keys);
+    expect(after.problems).toEqual([]);
+    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, after.state, false).problems).toEqual([]);
+    expect(after.valuesByKey[keyA.id] ?? 0, "values still under the old key").toBeGreaterThan(0);
+    // The partition ends; the held session closes, so the server frees the lock, and a re-run finishes.
+    proxy.heal();
+    const rerun = await runUntilUnlocked([...args, "--db", url, "--json"]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const done = await inspectCoder(db, seed.seeded, keys);
+    expect(done.problems).toEqual([]);
+    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, done.state, true).problems).toEqual([]);
+  });
+
+  it("gives up connecting into a black hole after --connect-timeout: exit 1, one line, nothing written", async () => {
+    const keyA = freshKey();
+    const keyB = freshKey();
+    const seed = await seedChaosDatabase(db, 100, keyA);
+    const before = await readCoderState(db, [...seed.seeded.keys()]);
+    proxy.blackHoleAll();
+    const startedAt = Date.now();
+    const run = await runCli(["rotate", "--db", proxy.urlFor(dbArg(database.target)), "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes", "--connect-timeout", "1s"]);
+    const elapsedMs = Date.now() - startedAt;
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr.split("\n")[0]).toMatch(/^dbcrypt: error: cannot connect to PostgreSQL at postgres:\/\/\S+: no answer within 1s \(--connect-timeout\)$/);
+    expect(run.stderr).toMatch(/to continue once the cause is fixed: dbcrypt rotate /);
+    expect(elapsedMs).toBeLessThan(10_000);
+    expect(await readCoderState(db, [...seed.seeded.keys()])).toEqual(before);
+  });
+
+  it("status gives up on a silent server after --query-timeout instead of hanging", async () => {
+    const keyA = freshKey();
+    await seedChaosDatabase(db, 100, keyA);
+    // Hold status at a known point: its census waits for this lock, and the network goes silent
+    // while it waits, so its answer never arrives.
+    const locker = await openTestDb(database.target);
+    try {
+      await locker.exec("BEGIN");
+      await locker.exec("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE");
+      const run = startCli(["status", "--db", proxy.urlFor(dbArg(database.target)), "--query-timeout", "2s", "--lock-timeout", "1m", "--json"]);
+      await until(async () => {
+        const [row] = await db.query<{ n: string | number }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'dbcrypt status%' AND wait_event_type = 'Lock'",
+        );
+        return Number(row?.n ?? 0) > 0;
+      });
+      const silencedAt = Date.now();
+      proxy.blackHoleAll();
+      await locker.exec("COMMIT");
+      const finished = await run.done;
+      expect(finished.code, finished.stderr).toBe(1);
+      expect(firstErrorLine(finished)).toMatch(/^dbcrypt: error: census .*: no answer from PostgreSQL within 2s \(--query-timeout\); the connection was closed$/);
+      expect(run.startedAt + finished.elapsedMs - silencedAt).toBeLessThan(MAX_END_AFTER_FAULT_MS);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  async function until(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await condition())) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the CLI");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** The server frees a silenced session's lock once the proxy closes it; that can take a moment. */
+  async function runUntilUnlocked(args: string[]) {
+    for (let tries = 0; ; tries++) {
+      const run = await runCli(args);
+      if (run.code !== 5 || tries >= 50) return run;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+});
