@@ -1,12 +1,10 @@
-/** A duration the way the flags take it (250ms, 3s, 2m30s, 1h), for messages that name a flag. */
+/**
+ * A duration in the one largest unit that holds it exactly (250ms, 3s, 150s, 45m, 2h): the form
+ * the duration flags accept, so a message that names a flag shows a value that can be passed to it.
+ */
 export function formatDuration(ms: number): string {
-  if (ms < 1000 || ms % 1000 !== 0) return `${ms}ms`;
-  const parts: string[] = [];
-  let seconds = ms / 1000;
-  for (const [unit, size] of [["h", 3600], ["m", 60], ["s", 1]] as const) {
-    const count = Math.floor(seconds / size);
-    if (count > 0) parts.push(`${count}${unit}`);
-    seconds -= count * size;
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
-  return parts.join("");
+  return `${ms}ms`;
 }

@@ -60,7 +60,7 @@ export function addGlobalOptions(command: Command): Command {
     .addOption(new Option("--idle-in-transaction-timeout <duration>", "PostgreSQL idle_in_transaction_session_timeout").default(DEFAULT_POSTGRES_LIMITS.idleInTransactionTimeoutMs, "1m").argParser(parseDuration))
     .addOption(new Option("--connect-timeout <duration>", "PostgreSQL: give up connecting (TCP, TLS, login) after this long").default(DEFAULT_POSTGRES_LIMITS.connectTimeoutMs, "10s").argParser(parsePositiveDuration))
     .addOption(new Option("--query-timeout <duration>", "PostgreSQL: client-side limit on waiting for any one statement's answer; then the connection is closed (exit 1)").default(undefined, `--statement-timeout + ${QUERY_TIMEOUT_MARGIN_MS / 1000}s`).argParser(parsePositiveDuration))
-    .addOption(new Option("--keepalive <duration>", "PostgreSQL: TCP keepalive idle time on both ends, and how often the run-lock session is checked (0: off)").default(DEFAULT_POSTGRES_LIMITS.keepAliveMs, "10s").argParser(parseDuration))
+    .addOption(new Option("--keepalive <duration>", "PostgreSQL: TCP keepalive idle time, and how often the run-lock session is pinged (0ms: off)").default(DEFAULT_POSTGRES_LIMITS.keepAliveMs, "10s").argParser(parseKeepalive))
     .addOption(new Option("--busy-timeout <duration>", "SQLite: how long to wait for another writer's lock").default(DEFAULT_SQLITE_BUSY_TIMEOUT_MS, "5s").argParser(parseDuration));
 }
 
@@ -87,12 +87,24 @@ export function parseThreadCount(text: string): number {
   return Number(text);
 }
 
+/** Node runs a timer longer than 2^31-1 ms after 1 ms instead, so no duration may exceed it. */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 export function parseDuration(text: string): number {
   if (text === "0") return 0;
   const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(text);
   if (!match) throw new InvalidArgumentError("must be a duration such as 90s, 45m or 2h");
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
-  return Number(match[1]) * unit;
+  const ms = Number(match[1]) * unit;
+  if (ms > MAX_DURATION_MS) throw new InvalidArgumentError("must be at most 596h");
+  return ms;
+}
+
+/** --keepalive: off (0), or whole seconds, which is what TCP keepalive can be set to. */
+export function parseKeepalive(text: string): number {
+  const ms = parseDuration(text);
+  if (ms !== 0 && (ms < 1000 || ms % 1000 !== 0)) throw new InvalidArgumentError("must be 0ms (off) or whole seconds, such as 10s");
+  return ms;
 }
 
 /** A duration that must not be 0: a zero deadline would fail every connect or statement. */

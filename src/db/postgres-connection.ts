@@ -18,7 +18,7 @@ export interface ClientTimeouts {
   connectTimeoutMs: number;
   /** How long one statement may go without an answer. */
   queryTimeoutMs: number;
-  /** TCP keepalive idle time on both ends, and how often the run-lock session is pinged; 0 = off. */
+  /** TCP keepalive idle time (client socket and server session), and how often the run-lock session is pinged; 0 = off. */
   keepAliveMs: number;
 }
 
@@ -96,6 +96,11 @@ export class PostgresConnection {
     return this.#withDeadline(() => this.#client.query({ text, values, rowMode: "array" }));
   }
 
+  /** A `SELECT 1` with its own, usually shorter, deadline: is the session still there? */
+  async ping(deadlineMs: number): Promise<void> {
+    await this.#withDeadline(() => this.#client.query("SELECT 1"), Math.min(deadlineMs, this.#queryTimeoutMs));
+  }
+
   /** Calls `listener` once if the connection dies ('error' or 'end'); returns the unsubscribe. */
   onLost(listener: () => void): () => void {
     this.#client.on("error", listener);
@@ -119,12 +124,13 @@ export class PostgresConnection {
     clearTimeout(timer);
   }
 
-  async #withDeadline<T>(run: () => Promise<T>): Promise<T> {
+  async #withDeadline<T>(run: () => Promise<T>, deadlineMs = this.#queryTimeoutMs): Promise<T> {
     if (this.#noAnswer !== undefined) throw this.#noAnswer;
+    const flag = deadlineMs === this.#queryTimeoutMs ? "--query-timeout" : "the run-lock ping, 2 × --keepalive";
     const timer = setTimeout(() => {
-      this.#noAnswer = new NoAnswerError(`no answer from PostgreSQL within ${formatDuration(this.#queryTimeoutMs)} (--query-timeout); the connection was closed`);
+      this.#noAnswer = new NoAnswerError(`no answer from PostgreSQL within ${formatDuration(deadlineMs)} (${flag}); the connection was closed`);
       this.#destroySocket();
-    }, this.#queryTimeoutMs);
+    }, deadlineMs);
     try {
       return await run();
     } catch (error) {

@@ -388,7 +388,13 @@ function openConnection(url: string, applicationName: string, limits: PostgresSe
   });
 }
 
-/** Pings the run-lock session every keepalive interval; a failed or unanswered ping is a lost lock. */
+/**
+ * Pings the run-lock session every keepalive interval; a failed or unanswered ping is a lost lock.
+ * The server ends a silent session (and frees the lock) at the earliest 4 × keepalive after the
+ * partition (idle time plus 3 probes, see postgres-connection.ts); a ping every keepalive that
+ * must be answered within 2 × keepalive notices it by 3 × keepalive, so no second run can take
+ * the lock while this one still writes.
+ */
 class LockHeartbeat {
   readonly #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> = Promise.resolve();
@@ -396,7 +402,7 @@ class LockHeartbeat {
   constructor(connection: PostgresConnection, intervalMs: number, onLost: () => void) {
     if (intervalMs <= 0) return;
     this.#timer = setInterval(() => {
-      this.#inFlight = this.#inFlight.then(() => connection.query("SELECT 1").then(() => undefined, onLost));
+      this.#inFlight = this.#inFlight.then(() => connection.ping(2 * intervalMs).then(() => undefined, onLost));
     }, intervalMs);
   }
 

@@ -39,7 +39,7 @@ export function redactUrl(url: string): string {
  * would be sent as the password). `removed` says whether there was anything to leave out.
  */
 export function urlWithoutPassword(url: string): { url: string; removed: boolean } {
-  const shown = maskSecretParameters(rewritePassword(url, (user) => user));
+  const shown = dropSecretParameters(rewritePassword(url, (user) => user));
   return { url: shown, removed: shown !== url };
 }
 
@@ -57,6 +57,24 @@ function rewritePassword(url: string, userInfoWithoutPassword: (user: string) =>
 
 function maskSecretParameters(url: string): string {
   return url.replace(/([?&][^=&#]*(?:pass|secret|key|token)[^=&#]*=)[^&#]*/gi, "$1***");
+}
+
+/**
+ * For a command to run: secret parameters are removed, not masked (node-postgres would send a
+ * `password=***` as the password, overriding PGPASSWORD). sslkey, sslcert and sslrootcert name
+ * files, not secrets, and the connection needs them, so they stay.
+ */
+function dropSecretParameters(url: string): string {
+  const queryStart = url.indexOf("?");
+  if (queryStart < 0) return url;
+  const fragmentStart = url.indexOf("#", queryStart);
+  const query = url.slice(queryStart + 1, fragmentStart < 0 ? undefined : fragmentStart);
+  const kept = query.split("&").filter((parameter) => {
+    const name = parameter.split("=")[0] ?? "";
+    return /^ssl(key|cert|rootcert)$/i.test(name) || !/pass|secret|key|token/i.test(name);
+  });
+  const rest = fragmentStart < 0 ? "" : url.slice(fragmentStart);
+  return `${url.slice(0, queryStart)}${kept.length > 0 ? `?${kept.join("&")}` : ""}${rest}`;
 }
 
 /** Names an unrecognised --db value without echoing it: it may be a DSN with a password in it. */

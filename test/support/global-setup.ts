@@ -97,8 +97,14 @@ async function startEmbeddedServer(): Promise<PgServer> {
   }
 
   const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  const version = await serverVersion(adminUrl);
-  return { adminUrl, description: `embedded ${version} on 127.0.0.1:${port} (data in ${rootDir})`, stop };
+  try {
+    const version = await serverVersion(adminUrl);
+    return { adminUrl, description: `embedded ${version} on 127.0.0.1:${port} (data in ${rootDir})`, stop };
+  } catch (error) {
+    // Nothing else stops the cluster now that the library's exit hooks are gone (see above).
+    await stop().catch(() => {});
+    throw error;
+  }
 }
 
 /**

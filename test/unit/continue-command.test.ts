@@ -29,9 +29,26 @@ describe("continueCommand", () => {
     }
   });
 
-  it("masks secret URL parameters and notes it", () => {
-    const next = continueCommand(argv("rotate", "--db", "postgres://app@db/app?password=hunter22&sslmode=require", "--new-key", "@k"));
-    expect(next.command).not.toContain("hunter22");
+  it("drops secret URL parameters (a masked one would be sent as the password), keeps the TLS file paths, and notes it", () => {
+    const url = "postgres://app@db/app?password=hunter22&sslmode=require&sslkey=/etc/k.pem&sslpassword=pw2x&sslrootcert=/etc/ca.pem";
+    const next = continueCommand(argv("rotate", "--db", url, "--new-key", "@k"));
+    expect(next.command).toBe("dbcrypt rotate --db 'postgres://app@db/app?sslmode=require&sslkey=/etc/k.pem&sslrootcert=/etc/ca.pem' --new-key @k");
     expect(next.note).toBe(PASSWORD_LEFT_OUT_NOTE);
+    const alone = continueCommand(argv("rotate", "--db", "postgres://app@db/app?password=hunter22", "--new-key", "@k"));
+    expect(alone.command).toBe("dbcrypt rotate --db postgres://app@db/app --new-key @k");
+  });
+
+  it("prints a URL with which node-postgres takes the password from PGPASSWORD", async () => {
+    const { default: ConnectionParameters } = (await import("pg/lib/connection-parameters.js" as string)) as { default: new (config: { connectionString: string }) => Record<string, unknown> };
+    const next = continueCommand(argv("rotate", "--db", "postgres://app:s3cr3t-pw@db:5432/app?sslmode=disable&password=x2", "--new-key", "@k"));
+    const printedUrl = /--db '?([^' ]+)'?/.exec(next.command)?.[1] as string;
+    const saved = process.env.PGPASSWORD;
+    process.env.PGPASSWORD = "from-the-environment";
+    try {
+      expect(new ConnectionParameters({ connectionString: printedUrl })).toMatchObject({ user: "app", host: "db", port: 5432, database: "app", password: "from-the-environment" });
+    } finally {
+      if (saved === undefined) delete process.env.PGPASSWORD;
+      else process.env.PGPASSWORD = saved;
+    }
   });
 });

@@ -1,7 +1,7 @@
 /** The commander argument parsers for --max-duration and --batch-size. */
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BATCH_SIZE, parseDuration, parsePositiveDuration, parsePositiveInteger } from "../../src/cli/common.js";
+import { DEFAULT_BATCH_SIZE, parseDuration, parseKeepalive, parsePositiveDuration, parsePositiveInteger } from "../../src/cli/common.js";
 import { formatDuration } from "../../src/durations.js";
 
 describe("parseDuration", () => {
@@ -56,15 +56,16 @@ describe("formatDuration", () => {
     [250, "250ms"],
     [1_500, "1500ms"],
     [3_000, "3s"],
-    [150_000, "2m30s"],
+    [150_000, "150s"],
+    [2_700_000, "45m"],
     [3_600_000, "1h"],
-    [3_723_000, "1h2m3s"],
+    [3_723_000, "3723s"],
   ])("%i ms is %s", (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
   });
 
-  it("reads back through parseDuration for whole units", () => {
-    for (const ms of [250, 3_000, 60_000, 3_600_000]) expect(parseDuration(formatDuration(ms))).toBe(ms);
+  it("prints what parseDuration reads back, so an error's value can be passed to its flag", () => {
+    for (const ms of [1, 250, 1_500, 3_000, 150_000, 2_700_000, 3_600_000, 3_723_000, 86_400_000]) expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 });
 
@@ -72,5 +73,20 @@ describe("parsePositiveDuration (--connect-timeout, --query-timeout)", () => {
   it("refuses a zero deadline, which would fail every connect or statement", () => {
     for (const text of ["0", "0ms", "0s"]) expect(() => parsePositiveDuration(text)).toThrow(InvalidArgumentError);
     expect(parsePositiveDuration("3s")).toBe(3_000);
+  });
+});
+
+describe("duration bounds", () => {
+  it("refuses durations a Node timer cannot hold (it would fire after 1 ms)", () => {
+    expect(parseDuration("596h")).toBe(596 * 3_600_000);
+    expect(() => parseDuration("597h")).toThrow(InvalidArgumentError);
+    expect(() => parseDuration("1000h")).toThrow(InvalidArgumentError);
+  });
+
+  it("takes --keepalive as off or whole seconds", () => {
+    expect(parseKeepalive("0ms")).toBe(0);
+    expect(parseKeepalive("10s")).toBe(10_000);
+    expect(parseKeepalive("2m")).toBe(120_000);
+    for (const text of ["500ms", "1500ms"]) expect(() => parseKeepalive(text)).toThrow(InvalidArgumentError);
   });
 });

@@ -33,7 +33,9 @@ export class CuttableProxy {
   }
 
   static async start(target: { host: string; port: number }): Promise<CuttableProxy> {
-    const server = net.createServer();
+    // Half-open allowed: a silenced connection must not answer the CLI's goodbye with one of its
+    // own, so that the CLI's bounded close is what ends it, as behind a real partition.
+    const server = net.createServer({ allowHalfOpen: true });
     const proxy = new CuttableProxy(server);
     server.on("connection", (client) => proxy.#accept(client, target));
     await new Promise<void>((resolve, reject) => {
