@@ -6,6 +6,7 @@ import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../report/events.js";
 import { urlWithoutPassword } from "../db/target.js";
+import { describeKeyReference } from "../key-sources/registry.js";
 import type { EmitEvent } from "../report/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
@@ -194,8 +195,9 @@ export const PASSWORD_LEFT_OUT_NOTE =
   "the password in --db is left out: set PGPASSWORD (or add a ~/.pgpass entry) before running it, or put the whole URL in DBCRYPT_DATABASE_URL and drop --db";
 
 /**
- * The exact command to continue a run that stopped: the same arguments, with key values replaced
- * (unless they are @FILE references) and the database URL's password left out. A URL that came
+ * The exact command to continue a run that stopped: the same arguments, with each key reference
+ * as its key source shows it (a file path as is, a literal key as <key>) and the database URL's
+ * password left out. A URL that came
  * from DBCRYPT_DATABASE_URL or DATABASE_URL is not in the arguments, so that command runs as is.
  */
 export function continueCommand(argv: readonly string[]): ContinueCommand {
@@ -209,8 +211,8 @@ export function continueCommand(argv: readonly string[]): ContinueCommand {
   const shown = args.map((arg, index) => {
     const previous = args[index - 1] ?? "";
     const [flag, inlineValue] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [undefined, undefined];
-    if (flag !== undefined && KEY_FLAGS.has(flag)) return inlineValue?.startsWith("@") ? arg : `${flag}=<key>`;
-    if (KEY_FLAGS.has(previous)) return arg.startsWith("@") ? arg : "<key>";
+    if (flag !== undefined && KEY_FLAGS.has(flag)) return `${flag}=${describeKeyReference(inlineValue ?? "")}`;
+    if (KEY_FLAGS.has(previous)) return describeKeyReference(arg);
     if (previous === "--db" || flag === "--db") return flag ? `--db=${shownUrl(inlineValue ?? "")}` : shownUrl(arg);
     return arg;
   });

@@ -1,28 +1,16 @@
-import { readFileSync } from "node:fs";
 import { EncryptionKey } from "../crypto/encryption-key.js";
 import { DbcryptError } from "../errors.js";
+import { resolveKeyReference } from "../key-sources/registry.js";
 
 /**
- * Keys arrive as a flag value, an environment variable, or (better, since flags show up in `ps`
- * and shell history) `@PATH` to read them from a file or `@-` from standard input. '@' is not in
- * the base64 alphabet, so the two forms cannot be confused.
+ * Keys arrive as a reference in a flag or an environment variable: the key itself, `@PATH` for a
+ * file, `@-` for stdin, or whatever else a registered key source understands (src/key-sources).
+ * This module turns the text a source returns into keys, naming the flag and position on errors.
  */
-export function readKeyText(raw: string, label: string): string {
-  if (!raw.startsWith("@")) return raw;
-  const path = raw.slice(1);
-  try {
-    return readFileSync(path === "-" ? 0 : path, "utf8").trim();
-  } catch (error) {
-    throw new DbcryptError("bad_key", `${label}: cannot read key file ${path === "-" ? "(stdin)" : path}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, {
-      hint: "check the path after @",
-    });
-  }
-}
-
 /** Comma-separated, as Coder's CLI takes them; values are not trimmed there, so spaces are errors here too. */
-export function parseKeyList(raw: string | undefined, flag: string): EncryptionKey[] {
+export async function parseKeyList(raw: string | undefined, flag: string): Promise<EncryptionKey[]> {
   if (raw === undefined || raw === "") return [];
-  const text = readKeyText(raw, flag);
+  const text = await resolveKeyReference(raw, flag);
   const keys = text
     .split(/[,\n]/)
     .filter((part, index, parts) => part !== "" || parts.length === 1 || index < parts.length - 1)
@@ -46,9 +34,9 @@ function rejectRepeatedKeys(keys: EncryptionKey[], flag: string): void {
   });
 }
 
-export function parseSingleKey(raw: string | undefined, flag: string): EncryptionKey | undefined {
+export async function parseSingleKey(raw: string | undefined, flag: string): Promise<EncryptionKey | undefined> {
   if (raw === undefined || raw === "") return undefined;
-  const text = readKeyText(raw, flag);
+  const text = await resolveKeyReference(raw, flag);
   if (text.includes(",")) throw new DbcryptError("bad_key", `${flag} takes exactly one key`, { hint: "pass other keys with --old-keys" });
   return EncryptionKey.parse(text, flag);
 }

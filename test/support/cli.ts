@@ -35,10 +35,15 @@ export function dbArg(target: TestDbTarget): string {
   return target.kind === "postgres" ? target.url : `sqlite:${target.path}`;
 }
 
-export async function runCli(args: string[], options: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<CliRun> {
+/** A module the test suite loads into the CLI process with --import, e.g. a toy key source. */
+export function testPlugin(name: string): string {
+  return fileURLToPath(new URL(`./plugins/${name}`, import.meta.url));
+}
+
+export async function runCli(args: string[], options: { env?: Record<string, string | undefined>; input?: string; cwd?: string; nodeArgs?: string[] } = {}): Promise<CliRun> {
   const env: Record<string, string | undefined> = { ...process.env, CI: "1", NO_COLOR: "1", DBCRYPT_DATABASE_URL: undefined, DATABASE_URL: undefined, ...options.env };
   for (const name of Object.keys(env)) if (env[name] === undefined) delete env[name];
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_PATH, ...args], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString(); });

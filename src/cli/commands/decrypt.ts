@@ -16,7 +16,7 @@ export function registerDecrypt(program: Command, run: (body: () => Promise<numb
       .option("--keys <keys>", "comma-separated keys the data is under (or @FILE, @-) (env DBCRYPT_DECRYPT_KEYS)"),
   ).action((flags: DecryptFlags) =>
     run(async () => {
-      const keys = parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
+      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
       requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
       return runWriteCommand(flags, "decrypt", (session, request) => decrypt(session, { ...request, keys }));
     }),

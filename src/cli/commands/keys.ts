@@ -6,7 +6,7 @@ import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
 import { addGlobalOptions, note, readOnlyFor, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
-import { readKeyText } from "../key-input.js";
+import { resolveKeyReference } from "../../key-sources/registry.js";
 
 export function registerKeys(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
   const keys = program.command("keys").description("generate, fingerprint, list, revoke keys; create the keys table");
@@ -34,7 +34,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
     .option("--json", "print {\"id\"} as JSON")
     .action((keyText: string, flags: { json?: boolean }) =>
       run(async () => {
-        const key = EncryptionKey.parse(readKeyText(keyText, "key"), "key");
+        const key = EncryptionKey.parse(await resolveKeyReference(keyText, "key"), "key");
         writeStdout(flags.json ? JSON.stringify({ id: key.id }) : key.id);
         return ExitCode.ok;
       }),

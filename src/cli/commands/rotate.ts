@@ -18,8 +18,8 @@ export function registerRotate(program: Command, run: (body: () => Promise<numbe
       .option("--old-keys <keys>", "comma-separated keys the data may be under now (env DBCRYPT_OLD_KEYS)"),
   ).action((flags: RotateFlags) =>
     run(async () => {
-      const newKey = requireValue(parseSingleKey(fromFlagOrEnv(flags.newKey, "DBCRYPT_NEW_KEY"), "--new-key"), "no new key given: --new-key is required", "pass --new-key or set DBCRYPT_NEW_KEY");
-      const oldKeys = parseKeyList(fromFlagOrEnv(flags.oldKeys, "DBCRYPT_OLD_KEYS"), "--old-keys");
+      const newKey = requireValue(await parseSingleKey(fromFlagOrEnv(flags.newKey, "DBCRYPT_NEW_KEY"), "--new-key"), "no new key given: --new-key is required", "pass --new-key or set DBCRYPT_NEW_KEY");
+      const oldKeys = await parseKeyList(fromFlagOrEnv(flags.oldKeys, "DBCRYPT_OLD_KEYS"), "--old-keys");
       const repeated = oldKeys.findIndex((key) => key.id === newKey.id);
       if (repeated >= 0) throw new DbcryptError("bad_key", `--old-keys key ${repeated + 1} is the same as the new key`, { hint: "list the new key only in --new-key" });
       return runWriteCommand(flags, "rotate", (session, request) => rotate(session, { ...request, newKey, oldKeys }));

@@ -27,7 +27,7 @@ export function registerStatus(program: Command, run: (body: () => Promise<numbe
       .addOption(new Option("--batch-size <rows>", "rows per read with --verify").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger)),
   ).action((flags: StatusFlags) =>
     run(async () => {
-      const keys = parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys");
+      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys");
       if (flags.verify && keys.length === 0) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
       if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {
         throw new DbcryptError("usage", "--require-key takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys id @FILE` prints a key's id" });
