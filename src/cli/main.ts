@@ -6,6 +6,7 @@ import { registerDelete } from "./commands/delete.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerRotate } from "./commands/rotate.js";
 import { registerStatus } from "./commands/status.js";
+import { addHelpExamples } from "./help-examples.js";
 
 const packageJson = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -34,7 +35,10 @@ export async function main(argv: string[]): Promise<number> {
   registerDecrypt(program, run);
   registerDelete(program, run);
   registerKeys(program, run);
-  for (const command of allCommands(program)) command.exitOverride().allowExcessArguments(false);
+  for (const command of allCommands(program)) {
+    command.exitOverride().allowExcessArguments(false);
+    addHelpExamples(command);
+  }
   try {
     await program.parseAsync(argv);
   } catch (error) {
