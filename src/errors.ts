@@ -1,18 +1,8 @@
 /**
- * Every failure the CLI can report is a DbcryptError: a stable code for scripts, an exit code from
- * docs/exit-codes.md, and a hint that names what to fix. Messages never carry key material or
+ * Every failure the CLI can report is a DbcryptError: a stable code for scripts (cli/exit-codes.ts
+ * maps it to the exit code in docs/exit-codes.md), and a hint that names what to fix. Messages never carry key material or
  * values, so they are safe to print and to log.
  */
-export const ExitCode = {
-  ok: 0,
-  failure: 1,
-  usage: 2,
-  refused: 3,
-  stopped: 4,
-  locked: 5,
-} as const;
-export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
-
 export type ErrorCode =
   | "usage"
   | "bad_key"
@@ -36,47 +26,57 @@ export type ErrorCode =
   | "lock_held"
   | "internal";
 
-const exitCodeByError: Record<ErrorCode, ExitCode> = {
-  usage: ExitCode.usage,
-  bad_key: ExitCode.usage,
-  bad_config: ExitCode.usage,
-  confirmation_required: ExitCode.usage,
-  cancelled: ExitCode.usage,
-  bad_database_url: ExitCode.usage,
-  database_not_found: ExitCode.usage,
-  database_unreachable: ExitCode.failure,
-  database_error: ExitCode.failure,
-  database_read_only: ExitCode.usage,
-  keys_table_missing: ExitCode.refused,
-  schema_refused: ExitCode.refused,
-  unknown_key: ExitCode.refused,
-  canary_failed: ExitCode.refused,
-  key_revoked: ExitCode.refused,
-  key_in_use: ExitCode.refused,
-  check_failed: ExitCode.refused,
-  undecryptable_rows: ExitCode.refused,
-  stopped: ExitCode.stopped,
-  lock_held: ExitCode.locked,
-  internal: ExitCode.failure,
-};
+/**
+ * What an error is about, as fields a script can act on without parsing the message (`--json`
+ * prints it as error.subject). Names, key ids and codes only: never key material or values.
+ */
+export interface ErrorSubject {
+  table?: string;
+  column?: string;
+  /** A row, as primary-key column → value text. */
+  rowKey?: Record<string, string>;
+  keyId?: string;
+  keyIds?: string[];
+  tables?: string[];
+  /** table.column labels, e.g. the columns that still hold values under a key. */
+  columns?: string[];
+  /** The flag whose value was at fault, e.g. "--old-keys". */
+  flag?: string;
+  /** PostgreSQL's SQLSTATE of the failed statement. */
+  sqlstate?: string;
+  /** SQLite's extended result code of the failed statement. */
+  sqliteCode?: string;
+  constraint?: string;
+}
 
 export class DbcryptError extends Error {
   readonly code: ErrorCode;
-  readonly exitCode: ExitCode;
   readonly hint: string | undefined;
   /** Extra lines (tables, key ids, counts) shown under the message; never values or keys. */
   readonly details: readonly string[];
   /** A lock, statement or busy timeout, deadlock or serialization failure: trying again may work. */
   readonly retryable: boolean;
+  readonly subject: ErrorSubject;
 
-  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: readonly string[]; cause?: unknown; retryable?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: readonly string[]; cause?: unknown; retryable?: boolean; subject?: ErrorSubject } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "DbcryptError";
     this.code = code;
-    this.exitCode = exitCodeByError[code];
     this.hint = options.hint;
     this.details = options.details ?? [];
     this.retryable = options.retryable ?? false;
+    this.subject = options.subject ?? {};
+  }
+
+  /** The same error with more detail lines and subject fields, for a caller that knows more. */
+  extend(more: { details?: readonly string[]; subject?: ErrorSubject }): DbcryptError {
+    return new DbcryptError(this.code, this.message, {
+      hint: this.hint,
+      details: [...this.details, ...(more.details ?? [])],
+      cause: this.cause,
+      retryable: this.retryable,
+      subject: { ...this.subject, ...more.subject },
+    });
   }
 }
 

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DbcryptError, ExitCode } from "../errors.js";
+import { DbcryptError } from "../errors.js";
+import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } from "./exit-codes.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type Session, type SessionLimits } from "../ops/session.js";
 import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
@@ -229,7 +230,7 @@ export async function runWriteCommand(
   flags: WriteFlags,
   command: "rotate" | "decrypt" | "delete",
   operation: (session: Session, request: WriteRequest) => Promise<OperationResult>,
-): Promise<number> {
+): Promise<CommandOutcome> {
   const stop = new StopController();
   stop.install();
   const { request, close } = writeRequest(flags, command, stop);
@@ -237,17 +238,13 @@ export async function runWriteCommand(
     const result = await withSession(flags, command, readOnlyFor(flags), (session) => operation(session, request));
     return printResult(flags, result);
   } catch (error) {
-    if (error instanceof DbcryptError && !flags.dryRun && (error.exitCode === ExitCode.failure || error.exitCode === ExitCode.locked)) {
+    const exitCode = error instanceof DbcryptError ? exitCodeForError(error) : undefined;
+    if (error instanceof DbcryptError && !flags.dryRun && (exitCode === ExitCode.failure || exitCode === ExitCode.locked)) {
       const next = continueCommand(process.argv);
-      const line = error.exitCode === ExitCode.locked
+      const line = exitCode === ExitCode.locked
         ? `to run it once the other run has finished: ${next.command}`
         : `finished batches are kept and no row is half-written; to continue once the cause is fixed: ${next.command}`;
-      throw new DbcryptError(error.code, error.message, {
-        hint: error.hint,
-        details: [...error.details, line, ...(next.note === undefined ? [] : [next.note])],
-        cause: error.cause,
-        retryable: error.retryable,
-      });
+      throw error.extend({ details: [line, ...(next.note === undefined ? [] : [next.note])] });
     }
     throw error;
   } finally {
@@ -256,17 +253,20 @@ export async function runWriteCommand(
   }
 }
 
-export function printResult(flags: GlobalFlags, result: OperationResult): number {
+export function printResult(flags: GlobalFlags, result: OperationResult): CommandOutcome {
   if (result.continueWith !== undefined) {
     const next = continueCommand(process.argv);
     result.continueWith = next.command;
     if (next.note !== undefined) result.continueNote = next.note;
   }
+  const outcome: CommandOutcome = { kind: "operation", status: result.status };
+  // Scripts read the exit code from the document too; it is the one the process ends with.
+  const documented = { ...result, exitCode: exitCodeForOutcome(outcome) };
   const events = (flags as WriteFlags).jsonEvents;
-  if (events) writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), type: "result", ...result, command: result.command }));
-  else if (flags.json) writeStdout(JSON.stringify({ version: 1, ...result }, null, 2));
+  if (events) writeStdout(JSON.stringify({ version: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), type: "result", ...documented, command: result.command }));
+  else if (flags.json) writeStdout(JSON.stringify({ version: 1, ...documented }, null, 2));
   else writeStdout(formatResult(result));
-  return result.exitCode;
+  return outcome;
 }
 
 export function requireValue<T>(value: T | undefined, message: string, hint: string): T {

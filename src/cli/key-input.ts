@@ -8,7 +8,24 @@ import { resolveKeyReference } from "../key-sources/registry.js";
  * This module turns the text a source returns into keys, naming the flag and position on errors.
  */
 /** Comma-separated, as Coder's CLI takes them; values are not trimmed there, so spaces are errors here too. */
-export async function parseKeyList(raw: string | undefined, flag: string): Promise<EncryptionKey[]> {
+/** Every error about a key names the flag it came from in its subject, for scripts. */
+async function forFlag<T>(flag: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    throw error instanceof DbcryptError ? error.extend({ subject: { flag } }) : error;
+  }
+}
+
+export function parseKeyList(raw: string | undefined, flag: string): Promise<EncryptionKey[]> {
+  return forFlag(flag, () => keyList(raw, flag));
+}
+
+export function parseSingleKey(raw: string | undefined, flag: string): Promise<EncryptionKey | undefined> {
+  return forFlag(flag, () => singleKey(raw, flag));
+}
+
+async function keyList(raw: string | undefined, flag: string): Promise<EncryptionKey[]> {
   if (raw === undefined || raw === "") return [];
   const text = await resolveKeyReference(raw, flag);
   const keys = text
@@ -34,7 +51,7 @@ function rejectRepeatedKeys(keys: EncryptionKey[], flag: string): void {
   });
 }
 
-export async function parseSingleKey(raw: string | undefined, flag: string): Promise<EncryptionKey | undefined> {
+async function singleKey(raw: string | undefined, flag: string): Promise<EncryptionKey | undefined> {
   if (raw === undefined || raw === "") return undefined;
   const text = await resolveKeyReference(raw, flag);
   if (text.includes(",")) throw new DbcryptError("bad_key", `${flag} takes exactly one key`, { hint: "pass other keys with --old-keys" });

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
-import { DbcryptError, ExitCode, isDbcryptError } from "../errors.js";
+import { DbcryptError, isDbcryptError } from "../errors.js";
+import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } from "./exit-codes.js";
 import { registerDecrypt } from "./commands/decrypt.js";
 import { registerDelete } from "./commands/delete.js";
 import { registerKeys } from "./commands/keys.js";
@@ -17,9 +18,9 @@ const packageJson = createRequire(import.meta.url)("../../package.json") as { ve
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
   const wantsJson = argv.includes("--json") || argv.includes("--json-events");
-  const run = async (body: () => Promise<number>): Promise<void> => {
+  const run = async (body: () => Promise<CommandOutcome>): Promise<void> => {
     try {
-      exitCode = await body();
+      exitCode = exitCodeForOutcome(await body());
     } catch (error) {
       exitCode = reportError(error, wantsJson);
     }
@@ -74,9 +75,9 @@ function reportError(error: unknown, asJson: boolean): number {
     process.stderr.write(`${failure.cause.stack}\n`);
   }
   if (asJson) {
-    process.stdout.write(`${JSON.stringify({ version: 1, type: "error", error: { code: failure.code, exitCode: failure.exitCode, message, details, hint: hint ?? null } })}\n`);
+    process.stdout.write(`${JSON.stringify({ version: 1, type: "error", error: { code: failure.code, exitCode: exitCodeForError(failure), message, details, hint: hint ?? null, subject: failure.subject } })}\n`);
   }
-  return failure.exitCode;
+  return exitCodeForError(failure);
 }
 
 const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };

@@ -1,3 +1,5 @@
+import { EXIT_CODE_SECOND_SIGNAL } from "./exit-codes.js";
+
 /**
  * Why a run should stop at the next batch boundary: a signal, or the --max-duration deadline.
  * The first Ctrl-C asks for a clean stop; a second one exits at once (the open batch, if any,
@@ -11,7 +13,7 @@ export class StopController {
     this.#signals++;
     if (this.#signals > 1) {
       process.stderr.write(`dbcrypt: second ${signal}, exiting now; finished batches are kept, re-run to continue\n`);
-      process.exit(4);
+      process.exit(EXIT_CODE_SECOND_SIGNAL);
     }
     this.#reason = "signal";
     process.stderr.write(`dbcrypt: ${signal} received, stopping at the end of the current batch (press Ctrl-C again to exit now)\n`);

@@ -1,4 +1,4 @@
-import { DbcryptError } from "../errors.js";
+import { DbcryptError, type ErrorSubject } from "../errors.js";
 
 /**
  * Drivers raise errors in different shapes; this gives one: SQLSTATE or SQLite code, whether a
@@ -38,22 +38,38 @@ export function isConnectionError(error: unknown): boolean {
   return /Connection terminated|connection timeout|terminating connection|is not queryable/i.test(message);
 }
 
-export function toDbcryptError(error: unknown, doing: string): DbcryptError {
+/** `subject` names what the statement was about (table, column, key id); the driver adds its codes. */
+export function toDbcryptError(error: unknown, doing: string, subject: ErrorSubject = {}): DbcryptError {
   if (error instanceof DbcryptError) return error;
   const normalized = normalizeDatabaseError(error);
   const message = error instanceof Error ? error.message : String(error);
+  const fullSubject = withDriverFields(subject, normalized);
   if (normalized.code === NO_ANSWER_CODE) {
     return new DbcryptError("database_unreachable", `${doing}: ${message}`, {
       hint: "the server or the network path to it stopped answering; check both, then re-run (finished batches are kept); raise --query-timeout only if statements legitimately take that long",
       cause: error,
+      subject,
     });
   }
   if (isConnectionError(error)) {
     return new DbcryptError("database_unreachable", `${doing}: lost or could not open the database connection (${normalized.code ?? message})`, {
       hint: "check that the database is up and reachable, then re-run; finished batches are kept",
       cause: error,
+      subject: fullSubject,
     });
   }
   const codeText = normalized.code ? ` [${normalized.code}]` : "";
-  return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error, retryable: normalized.retryable });
+  return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error, retryable: normalized.retryable, subject: fullSubject });
+}
+
+/** SQLSTATEs are five characters of digits and capitals; SQLite's codes start with SQLITE_. */
+export function withDriverFields(subject: ErrorSubject, normalized: NormalizedDatabaseError): ErrorSubject {
+  const code = normalized.code;
+  return {
+    ...subject,
+    ...(code !== undefined && /^[0-9A-Z]{5}$/.test(code) ? { sqlstate: code } : {}),
+    ...(code?.startsWith("SQLITE_") ? { sqliteCode: code } : {}),
+    ...(normalized.constraint !== undefined ? { constraint: normalized.constraint } : {}),
+    ...(subject.table === undefined && normalized.table !== undefined ? { table: normalized.table } : {}),
+  };
 }

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import type { QueryArrayResult, QueryResult, QueryResultRow } from "pg";
-import { DbcryptError } from "../errors.js";
+import { DbcryptError, type ErrorSubject } from "../errors.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
-import { normalizeDatabaseError, toDbcryptError } from "./database-errors.js";
+import { normalizeDatabaseError, toDbcryptError, withDriverFields } from "./database-errors.js";
 import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
 import {
   createKeysTablePostgresSql,
@@ -137,9 +137,10 @@ export class PostgresDialect implements Dialect {
       if (normalized.code === "23503") {
         throw new DbcryptError("key_in_use", `key ${keyId} cannot be revoked: table ${normalized.table ?? "?"} still references it (foreign key ${normalized.constraint ?? "?"})`, {
           hint: "run rotate or decrypt with this key first; `dbcrypt status` shows which values use it",
+          subject: withDriverFields({ keyId }, normalized),
         });
       }
-      throw toDbcryptError(error, `revoke key ${keyId}`);
+      throw toDbcryptError(error, `revoke key ${keyId}`, { keyId });
     }
   }
 
@@ -203,11 +204,12 @@ export class PostgresDialect implements Dialect {
 
   async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {
     const doing = `census ${tableLabel(table.ref)}.${column.column}`;
+    const subject = { table: tableLabel(table.ref), column: column.column };
     const byKey = censusByKeySql(table, column);
-    const counts = (await this.#query<{ key_id: string | null; rows: string }>(byKey.text, byKey.values, doing)).rows.map((row) => ({ keyId: row.key_id, rows: Number(row.rows) }));
+    const counts = (await this.#query<{ key_id: string | null; rows: string }>(byKey.text, byKey.values, doing, subject)).rows.map((row) => ({ keyId: row.key_id, rows: Number(row.rows) }));
     if (!hasPlaintext(counts)) return toCensusGroups(counts, undefined);
     const breakdown = censusSql(table, column);
-    const row = (await this.#query<{ rows: string; nulls: string; empties: string; blanks: string; empty_objects: string }>(breakdown.text, breakdown.values, doing)).rows[0];
+    const row = (await this.#query<{ rows: string; nulls: string; empties: string; blanks: string; empty_objects: string }>(breakdown.text, breakdown.values, doing, subject)).rows[0];
     return toCensusGroups(counts, row && {
       rows: Number(row.rows),
       nulls: Number(row.nulls),
@@ -219,7 +221,7 @@ export class PostgresDialect implements Dialect {
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {
     const statement = selectBatchSql(table, filter, after, limit);
-    const result = await this.#queryArrays(statement.text, statement.values, `read ${tableLabel(table.ref)}`, await this.#reader());
+    const result = await this.#queryArrays(statement.text, statement.values, `read ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) }, await this.#reader());
     const keyWidth = table.rowKey.length;
     return result.rows.map((cells) => {
       const fields = table.columns.map((_, index) => ({
@@ -245,7 +247,7 @@ export class PostgresDialect implements Dialect {
     const statement = versions.every((version) => version !== undefined)
       ? updateBatchByVersionSql(table, rowKeys, versions, next)
       : updateBatchSql(table, rowKeys, expected, next);
-    const result = await this.#queryArrays(statement.text, statement.values, `write ${tableLabel(table.ref)}`);
+    const result = await this.#queryArrays(statement.text, statement.values, `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     const writtenKeys = new Set(result.rows.map((cells) => JSON.stringify(cells)));
     const conflicts = writes.filter((write) => !writtenKeys.has(JSON.stringify(write.rowKey))).map((write) => write.rowKey);
     return { written: result.rows.length, conflicts };
@@ -255,7 +257,7 @@ export class PostgresDialect implements Dialect {
     if (rowKeys.length === 0) return 0;
     const columns = table.rowKey.map((_, index) => rowKeys.map((rowKey) => rowKey[index]));
     const statement = deleteBatchSql(table, columns);
-    const result = await this.#query(statement.text, statement.values, `delete from ${tableLabel(table.ref)}`);
+    const result = await this.#query(statement.text, statement.values, `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     return result.rowCount ?? 0;
   }
 
@@ -348,21 +350,21 @@ export class PostgresDialect implements Dialect {
     return openConnection(this.#url, this.#applicationName, this.#limits, readOnly);
   }
 
-  async #query<Row extends QueryResultRow = QueryResultRow>(text: string, values: unknown[] = [], doing = "query"): Promise<QueryResult<Row>> {
+  async #query<Row extends QueryResultRow = QueryResultRow>(text: string, values: unknown[] = [], doing = "query", subject: ErrorSubject = {}): Promise<QueryResult<Row>> {
     if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       return await this.#client.query<Row>(text, values);
     } catch (error) {
-      throw toDbcryptError(error, doing);
+      throw toDbcryptError(error, doing, subject);
     }
   }
 
-  async #queryArrays(text: string, values: unknown[], doing: string, client: PostgresConnection = this.#client): Promise<QueryArrayResult<unknown[]>> {
+  async #queryArrays(text: string, values: unknown[], doing: string, subject: ErrorSubject, client: PostgresConnection = this.#client): Promise<QueryArrayResult<unknown[]>> {
     if (this.#lockLost !== undefined) throw this.#lockLost;
     try {
       return await client.queryArrays(text, values);
     } catch (error) {
-      throw toDbcryptError(error, doing);
+      throw toDbcryptError(error, doing, subject);
     }
   }
 

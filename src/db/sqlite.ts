@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { DbcryptError } from "../errors.js";
+import { DbcryptError, type ErrorSubject } from "../errors.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { toDbcryptError } from "./database-errors.js";
@@ -55,9 +55,19 @@ export class SqliteDialect implements Dialect {
       db.pragma("foreign_keys = ON");
       db.prepare("SELECT count(*) FROM sqlite_schema").get();
     } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // A file another connection holds exclusively is busy, not broken: say so, and that waiting helps.
+      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+        throw new DbcryptError("database_error", `cannot open SQLite database ${path}: another connection held it locked past the busy timeout [${code}]`, {
+          hint: "retry when the application's write transaction ends, or raise --busy-timeout",
+          cause: error,
+          subject: { sqliteCode: code },
+        });
+      }
       throw new DbcryptError("database_unreachable", `cannot open SQLite database ${path}: ${(error as Error).message}`, {
         hint: "check that the file is a SQLite database and is not corrupt",
         cause: error,
+        subject: typeof code === "string" ? { sqliteCode: code } : {},
       });
     }
     return new SqliteDialect(absolute, keysTable, db);
@@ -96,10 +106,11 @@ export class SqliteDialect implements Dialect {
       if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
         throw new DbcryptError("key_in_use", `key ${keyId} cannot be revoked: a foreign key still references it`, {
           hint: "run rotate or decrypt with this key first; `dbcrypt status` shows which values use it",
+          subject: { keyId, sqliteCode: "SQLITE_CONSTRAINT_FOREIGNKEY" },
         });
       }
       // Losing to another writer's lock must read (and retry) like any other statement's busy error.
-      throw this.#describe(error, `revoke key ${keyId}`);
+      throw this.#describe(error, `revoke key ${keyId}`, { keyId });
     }
   }
 
@@ -150,10 +161,11 @@ export class SqliteDialect implements Dialect {
 
   async census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]> {
     const doing = `census ${tableLabel(table.ref)}.${column.column}`;
-    const counts = (this.#run(() => this.#prepare(censusByKeySqlite(table, column)).all(), doing) as { key_id: unknown; rows: number }[])
+    const subject = { table: tableLabel(table.ref), column: column.column };
+    const counts = (this.#run(() => this.#prepare(censusByKeySqlite(table, column)).all(), doing, subject) as { key_id: unknown; rows: number }[])
       .map((row) => ({ keyId: row.key_id === null ? null : String(row.key_id), rows: row.rows }));
     if (!hasPlaintext(counts)) return toCensusGroups(counts, undefined);
-    const row = this.#run(() => this.#prepare(censusSqlite(table, column)).get(), doing) as { rows: number; nulls: number; empties: number; blanks: number; empty_objects: number } | undefined;
+    const row = this.#run(() => this.#prepare(censusSqlite(table, column)).get(), doing, subject) as { rows: number; nulls: number; empties: number; blanks: number; empty_objects: number } | undefined;
     return toCensusGroups(counts, row && { rows: row.rows, nulls: row.nulls, empties: row.empties, blanks: row.blanks, emptyObjects: row.empty_objects });
   }
 
@@ -162,7 +174,7 @@ export class SqliteDialect implements Dialect {
     const parameters: Record<string, unknown> = { limit };
     if (filter.kind === "not-under-key") parameters.target = filter.keyId;
     after?.forEach((value, index) => { parameters[`k${index}`] = value; });
-    const rows = this.#run(() => statement.raw(true).safeIntegers(true).all(parameters) as unknown[][], `read ${tableLabel(table.ref)}`);
+    const rows = this.#run(() => statement.raw(true).safeIntegers(true).all(parameters) as unknown[][], `read ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     const keyWidth = table.rowKey.length;
     return rows.map((cells) => ({
       rowKey: cells.slice(0, keyWidth),
@@ -188,7 +200,7 @@ export class SqliteDialect implements Dialect {
         else conflicts.push(write.rowKey);
       }
       return { written, conflicts };
-    }).immediate(), `write ${tableLabel(table.ref)}`);
+    }).immediate(), `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
   }
 
   async deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number> {
@@ -203,7 +215,7 @@ export class SqliteDialect implements Dialect {
         changed += statement.run(parameters).changes;
       }
       return changed;
-    }).immediate(), `delete from ${tableLabel(table.ref)}`);
+    }).immediate(), `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
   }
 
   async acquireRunLock(command: string): Promise<RunLock> {
@@ -223,15 +235,15 @@ export class SqliteDialect implements Dialect {
     return statement;
   }
 
-  #run<T>(body: () => T, doing: string): T {
+  #run<T>(body: () => T, doing: string, subject: ErrorSubject = {}): T {
     try {
       return body();
     } catch (error) {
-      throw this.#describe(error, doing);
+      throw this.#describe(error, doing, subject);
     }
   }
 
-  #describe(error: unknown, doing: string): DbcryptError {
+  #describe(error: unknown, doing: string, subject: ErrorSubject = {}): DbcryptError {
     if (error instanceof DbcryptError) return error;
     const code = (error as { code?: string }).code;
     if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
@@ -239,12 +251,13 @@ export class SqliteDialect implements Dialect {
         hint: "retry when the application's write transaction ends, or raise --busy-timeout; nothing was written by this batch",
         cause: error,
         retryable: true,
+        subject: { ...subject, sqliteCode: code },
       });
     }
     if (code === "SQLITE_READONLY") {
-      return new DbcryptError("database_read_only", `${doing}: the SQLite database is read-only [${code}]`, { hint: "make the file and its directory writable" });
+      return new DbcryptError("database_read_only", `${doing}: the SQLite database is read-only [${code}]`, { hint: "make the file and its directory writable", subject: { ...subject, sqliteCode: code } });
     }
-    return toDbcryptError(error, doing);
+    return toDbcryptError(error, doing, subject);
   }
 }
 

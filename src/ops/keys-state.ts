@@ -38,18 +38,22 @@ export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census
     throw new DbcryptError("unknown_key", `the keys table has active key(s) ${unknown.join(", ")} that were not supplied`, {
       hint: `add the missing key(s) to ${flag}; dbcrypt refuses to run while data may be encrypted with keys it was not given`,
       details: unknown.map((keyId) => `active key ${keyId}: not among the supplied keys`),
+      subject: { keyIds: unknown, flag },
     });
   }
   if (canaryFailures.length > 0) {
     throw new DbcryptError("canary_failed", `the canary of active key(s) ${canaryFailures.join(", ")} does not decrypt with the supplied key`, {
       hint: "the key with that id is not the one that wrote the keys table row; check the key material",
+      subject: { keyIds: canaryFailures, flag },
     });
   }
   const unknownInData = dataKeyProblems(census, (keyId) => keyring.has(keyId));
   if (unknownInData.length > 0) {
+    const missing = [...usageByKeyId(census).keys()].filter((keyId) => !keyring.has(keyId));
     throw new DbcryptError("unknown_key", "data is encrypted with key(s) that were not supplied", {
       hint: `add the missing key(s) to ${flag}`,
       details: unknownInData,
+      subject: { keyIds: missing, flag },
     });
   }
 }

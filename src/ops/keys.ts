@@ -48,6 +48,7 @@ export async function revokeKey(session: Session, request: RevokeRequest): Promi
       throw new DbcryptError("key_in_use", `key ${request.keyId} is still used by ${uses.reduce((sum, use) => sum + use.rows, 0)} value(s)`, {
         hint: "rotate or decrypt those values first",
         details: uses.map((use) => `${use.label}: ${use.rows} value(s)`),
+        subject: { keyId: request.keyId, columns: uses.map((use) => use.label) },
       });
     }
     if (request.dryRun) return "dry-run";

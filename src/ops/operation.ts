@@ -1,6 +1,5 @@
 import type { EmitEvent } from "../report/events.js";
 import type { PacingOptions } from "./pacing.js";
-import { ExitCode } from "../errors.js";
 import type { RunOutcome, TableOutcome } from "./runner.js";
 
 /**
@@ -56,7 +55,6 @@ export interface OperationResult {
   elapsedMs: number;
   /** done, or why the run ended early. */
   stopReason: "done" | "signal" | "deadline";
-  exitCode: ExitCode;
   /** The command to run next, when the run did not finish. */
   continueWith: string | undefined;
   /** How to supply what continueWith had to leave out (the URL's password); absent otherwise. */
@@ -66,14 +64,15 @@ export interface OperationResult {
 /**
  * `keysKept` counts keys the run meant to revoke but found still in use. Past undecryptable rows,
  * that means values arrived under an old key after the walk passed them (an application still
- * writing with it): the run is not finished, and exit 0 would tell automation to drop that key.
+ * writing with it): the run is not finished, and reporting it done would tell automation to drop
+ * that key.
  */
-export function statusFromOutcome(outcome: RunOutcome | undefined, keysKept = 0): { status: OperationStatus; exitCode: ExitCode } {
-  if (outcome === undefined) return { status: "done", exitCode: ExitCode.ok };
-  if (outcome.stoppedEarly) return { status: "stopped", exitCode: ExitCode.stopped };
-  if (outcome.undecryptable.length > 0) return { status: "failed-rows", exitCode: ExitCode.refused };
-  if (outcome.unresolvedConflicts > 0 || keysKept > 0) return { status: "incomplete", exitCode: ExitCode.stopped };
-  return { status: "done", exitCode: ExitCode.ok };
+export function statusFromOutcome(outcome: RunOutcome | undefined, keysKept = 0): OperationStatus {
+  if (outcome === undefined) return "done";
+  if (outcome.stoppedEarly) return "stopped";
+  if (outcome.undecryptable.length > 0) return "failed-rows";
+  if (outcome.unresolvedConflicts > 0 || keysKept > 0) return "incomplete";
+  return "done";
 }
 
 export function emptyResult(command: string, plan: OperationPlan, status: OperationStatus, startedAt: number): OperationResult {
@@ -91,7 +90,6 @@ export function emptyResult(command: string, plan: OperationPlan, status: Operat
     keysKept: [],
     elapsedMs: Date.now() - startedAt,
     stopReason: "done",
-    exitCode: ExitCode.ok,
     continueWith: undefined,
   };
 }

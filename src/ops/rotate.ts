@@ -27,6 +27,7 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
     if (keys.some((row) => row.revokedKeyDigest === request.newKey.id)) {
       throw new DbcryptError("key_revoked", `the new key ${request.newKey.id} has been revoked and cannot be used again`, {
         hint: "generate a new key with `dbcrypt keys generate`",
+        subject: { keyId: request.newKey.id, flag: "--new-key" },
       });
     }
     const census = await takeCensus(dialect, schema);

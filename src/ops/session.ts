@@ -64,6 +64,7 @@ export function assertNoRefusedTables(plan: SchemaPlan): void {
   throw new DbcryptError("schema_refused", `${plan.refused.length} table(s) with encrypted columns cannot be processed safely`, {
     hint: "add a primary key, or name a unique NOT NULL rowKey for the table in dbcrypt.config.json, or exclude it there",
     details: plan.refused.map((table) => `${tableLabel(table.ref)} (${table.columns.join(", ")}) ${table.reason}`),
+    subject: { tables: plan.refused.map((table) => tableLabel(table.ref)) },
   });
 }
 

@@ -5,7 +5,7 @@ import { takeCensus, rowsUnderKey, type Census } from "./census.js";
 import { emptyResult, statusFromOutcome, type OperationPlan, type OperationResult, type WriteRequest } from "./operation.js";
 import { runBatches, type BatchAction } from "./runner.js";
 import { DEFAULT_RETRY_POLICY, withBatchRetries } from "./batch-retry.js";
-import { ExitCode, type DbcryptError } from "../errors.js";
+import type { DbcryptError } from "../errors.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -34,7 +34,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
   await request.confirm(plan);
   // A signal during the census or the prompt stops here, before the key row or any value is written.
   if (request.shouldStop()) {
-    return { ...emptyResult(plan.command, plan, "stopped", startedAt), stopReason: request.stopReason() ?? "signal", exitCode: ExitCode.stopped, continueWith: spec.continueWith };
+    return { ...emptyResult(plan.command, plan, "stopped", startedAt), stopReason: request.stopReason() ?? "signal", continueWith: spec.continueWith };
   }
   const expectedRows = rowsPerTable(spec);
   request.emit({
@@ -79,7 +79,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
       }
     }
   }
-  const { status, exitCode } = statusFromOutcome(outcome, keysKept.length);
+  const status = statusFromOutcome(outcome, keysKept.length);
   const result: OperationResult = {
     ...emptyResult(plan.command, plan, status, startedAt),
     tables: outcome.tables,
@@ -91,8 +91,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     keysRevoked,
     keysKept,
     stopReason: outcome.stoppedEarly ? (request.stopReason() ?? "signal") : "done",
-    exitCode,
-    continueWith: exitCode === 0 ? undefined : spec.continueWith,
+    continueWith: status === "done" ? undefined : spec.continueWith,
   };
   request.emit({ type: "stop", reason: result.stopReason, message: status });
   return result;

@@ -17,6 +17,7 @@ import { planSchema } from "../../src/schema/discover.js";
 import type { EncryptedTable } from "../../src/schema/model.js";
 import { openValue, randomKey, sealValue, type TestKey } from "../support/coder-crypto.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type EngineKind, type TestDb } from "../support/test-db.js";
+import { exitCodeForOutcome } from "../../src/cli/exit-codes.js";
 
 const KEYS_TABLE = "dbcrypt_keys";
 
@@ -257,7 +258,7 @@ describe.each(ENGINE_KINDS)("rotate while the application keeps writing, on %s",
     });
     const result = await rotate(session(hooked), request());
     expect(result.status).toBe("done");
-    expect(result.exitCode).toBe(0);
+    expect(exitCodeForOutcome({ kind: "operation", status: result.status })).toBe(0);
     expect(result.tables[0]!.conflicts).toBe(1);
     expect(result.keysRevoked).toEqual([fixture.keyA.id]);
     const rows = await tokens();
@@ -274,14 +275,14 @@ describe.each(ENGINE_KINDS)("rotate while the application keeps writing, on %s",
     const result = await rotate(session(hooked), request());
     expect(result.keysRevoked).toEqual([]);
     expect(result.keysKept.map((kept) => kept.keyId)).toEqual([fixture.keyA.id]);
-    expect(result.exitCode).toBe(4);
+    expect(exitCodeForOutcome({ kind: "operation", status: result.status })).toBe(4);
     expect(result.status).not.toBe("done");
     expect(result.continueWith).toBeDefined();
     expect((await tokens()).get(100)).toEqual({ value: late, keyId: fixture.keyA.id });
     expect((await fixture.dialect.readKeys()).map((row) => row.activeKeyDigest)).toEqual([fixture.keyA.id, fixture.keyB.id]);
 
     const rerun = await rotate(session(fixture.dialect), request());
-    expect(rerun.exitCode).toBe(0);
+    expect(exitCodeForOutcome({ kind: "operation", status: rerun.status })).toBe(0);
     expect(rerun.keysRevoked).toEqual([fixture.keyA.id]);
     expect(openValue(fixture.keyB.bytes, (await tokens()).get(100)!.value)).toBe("written late under the old key");
   });

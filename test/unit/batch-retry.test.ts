@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DbcryptError } from "../../src/errors.js";
 import { backoffDelayMs, growBatch, shrinkBatch, withBatchRetries, type RetryPolicy } from "../../src/ops/batch-retry.js";
+import { exitCodeForError } from "../../src/cli/exit-codes.js";
 
 const fastPolicy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 4 };
 const lockTimeout = () => new DbcryptError("database_error", "write t: canceling statement due to lock timeout [55P03]", { retryable: true });
@@ -31,7 +32,7 @@ describe("batch retries", () => {
     const failure = await withBatchRetries(fastPolicy, async () => { throw lockTimeout(); }, () => undefined).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(DbcryptError);
     expect((failure as DbcryptError).message).toMatch(/^gave up after 4 tries: .*lock timeout/);
-    expect((failure as DbcryptError).exitCode).toBe(1);
+    expect(exitCodeForError(failure as DbcryptError)).toBe(1);
   });
 
   it("does not retry other failures", async () => {

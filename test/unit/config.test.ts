@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfigFile, validateConfig, type DbcryptConfig } from "../../src/schema/config-file.js";
 import { DbcryptError } from "../../src/errors.js";
+import { exitCodeForError } from "../../src/cli/exit-codes.js";
 
 function rejection(input: unknown, origin = "dbcrypt.config.json"): DbcryptError {
   try {
@@ -15,7 +16,7 @@ function rejection(input: unknown, origin = "dbcrypt.config.json"): DbcryptError
   } catch (error) {
     expect(error).toBeInstanceOf(DbcryptError);
     expect((error as DbcryptError).code).toBe("bad_config");
-    expect((error as DbcryptError).exitCode).toBe(2);
+    expect(exitCodeForError(error as DbcryptError)).toBe(2);
     return error as DbcryptError;
   }
   throw new Error("expected validateConfig to reject the input");

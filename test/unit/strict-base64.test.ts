@@ -16,6 +16,7 @@ import {
 } from "../../src/crypto/strict-base64.js";
 import { DbcryptError } from "../../src/errors.js";
 import { keyIdOf } from "../support/coder-crypto.js";
+import { exitCodeForError } from "../../src/cli/exit-codes.js";
 
 const STRICT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const isStrict = (text: string) => STRICT.test(text.replace(/[\r\n]/g, ""));
@@ -173,7 +174,7 @@ describe("EncryptionKey.parse", () => {
         fc.pre(!isStrict(text) || text.replace(/[\r\n]/g, "") === "");
         const error = parseError(text, "--old-keys key 3");
         expect(error.code).toBe("bad_key");
-        expect(error.exitCode).toBe(2);
+        expect(exitCodeForError(error)).toBe(2);
         expect(error.message.startsWith("--old-keys key 3 ")).toBe(true);
         const problem = findBase64Problem(text) as Base64Problem;
         expect(error.message).toBe(`--old-keys key 3 ${describeBase64Problem(problem)}`);

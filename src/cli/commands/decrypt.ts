@@ -2,12 +2,13 @@ import type { Command } from "commander";
 import { decrypt } from "../../ops/decrypt.js";
 import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
+import type { CommandOutcome } from "../exit-codes.js";
 
 interface DecryptFlags extends WriteFlags {
   keys?: string;
 }
 
-export function registerDecrypt(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+export function registerDecrypt(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   addWriteOptions(
     program
       .command("decrypt")

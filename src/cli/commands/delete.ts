@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { deleteEncrypted } from "../../ops/delete.js";
 import { addWriteOptions, runWriteCommand, type WriteFlags } from "../common.js";
+import type { CommandOutcome } from "../exit-codes.js";
 
-export function registerDelete(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+export function registerDelete(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   addWriteOptions(
     program
       .command("delete")

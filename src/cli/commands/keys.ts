@@ -1,14 +1,15 @@
 import type { Command } from "commander";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
 import { looksLikeKeyId } from "../../crypto/key-id.js";
-import { DbcryptError, ExitCode } from "../../errors.js";
+import { DbcryptError } from "../../errors.js";
 import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
 import { addGlobalOptions, note, readOnlyFor, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
 import { resolveKeyReference } from "../../key-sources/registry.js";
+import { DONE, type CommandOutcome } from "../exit-codes.js";
 
-export function registerKeys(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+export function registerKeys(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   const keys = program.command("keys").description("generate, fingerprint, list, revoke keys; create the keys table");
 
   keys
@@ -23,7 +24,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
           writeStdout(key.exportBase64());
           process.stderr.write(`key id ${key.id}\n`);
         }
-        return ExitCode.ok;
+        return DONE;
       }),
     );
 
@@ -36,7 +37,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
       run(async () => {
         const key = EncryptionKey.parse(await resolveKeyReference(keyText, "key"), "key");
         writeStdout(flags.json ? JSON.stringify({ id: key.id }) : key.id);
-        return ExitCode.ok;
+        return DONE;
       }),
     );
 
@@ -44,7 +45,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
     run(async () => {
       const listing = await withSession(flags, "keys list", true, listKeys);
       writeStdout(flags.json ? JSON.stringify({ version: 1, ...listing }, null, 2) : formatKeyListing(listing));
-      return ExitCode.ok;
+      return DONE;
     }),
   );
 
@@ -63,7 +64,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
         );
         const messages = { "revoked": `revoked key ${keyId}`, "already-revoked": `key ${keyId} was already revoked; nothing to do`, "dry-run": `key ${keyId} is unused and can be revoked (dry run, nothing written)` };
         writeStdout(flags.json ? JSON.stringify({ version: 1, keyId, outcome }) : messages[outcome]);
-        return ExitCode.ok;
+        return DONE;
       }),
     );
 
@@ -73,7 +74,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<number>
       if (flags.json) writeStdout(JSON.stringify({ version: 1, outcome }));
       else if (outcome === "created") writeStdout("created the keys table");
       else note(flags, "the keys table already exists; nothing to do");
-      return ExitCode.ok;
+      return DONE;
     }),
   );
 }

@@ -3,13 +3,14 @@ import { DbcryptError } from "../../errors.js";
 import { rotate } from "../../ops/rotate.js";
 import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList, parseSingleKey } from "../key-input.js";
+import type { CommandOutcome } from "../exit-codes.js";
 
 interface RotateFlags extends WriteFlags {
   newKey?: string;
   oldKeys?: string;
 }
 
-export function registerRotate(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+export function registerRotate(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   addWriteOptions(
     program
       .command("rotate")

@@ -1,11 +1,12 @@
 import { Option, type Command } from "commander";
 import { Keyring } from "../../crypto/keyring.js";
 import { looksLikeKeyId } from "../../crypto/key-id.js";
-import { DbcryptError, ExitCode } from "../../errors.js";
+import { DbcryptError } from "../../errors.js";
 import { status } from "../../ops/status.js";
 import { formatStatus } from "../../report/human.js";
 import { addGlobalOptions, DEFAULT_BATCH_SIZE, parsePositiveInteger, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
+import type { CommandOutcome } from "../exit-codes.js";
 
 interface StatusFlags extends GlobalFlags {
   keys?: string;
@@ -15,7 +16,7 @@ interface StatusFlags extends GlobalFlags {
   batchSize: number;
 }
 
-export function registerStatus(program: Command, run: (body: () => Promise<number>) => Promise<void>): void {
+export function registerStatus(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   addGlobalOptions(
     program
       .command("status")
@@ -42,7 +43,7 @@ export function registerStatus(program: Command, run: (body: () => Promise<numbe
         }),
       );
       writeStdout(flags.json ? JSON.stringify({ version: 1, healthy: report.problems.length === 0, ...report }, null, 2) : formatStatus(report));
-      return report.problems.length === 0 ? ExitCode.ok : ExitCode.refused;
+      return { kind: "health", healthy: report.problems.length === 0 };
     }),
   );
 }

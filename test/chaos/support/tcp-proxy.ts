@@ -97,14 +97,6 @@ export class CuttableProxy {
     return pairs.length;
   }
 
-  /** One open connection, chosen at random, goes silent; returns 1, or 0 when none was open. */
-  blackHoleOne(random: Random): number {
-    const pairs = [...this.#pairs];
-    if (pairs.length === 0) return 0;
-    this.#swallow(random.pick(pairs));
-    return 1;
-  }
-
   /** The connection whose upstream socket has this local port goes silent; returns 1 or 0. */
   blackHoleByUpstreamPort(port: number): number {
     const pair = this.#byUpstreamPort(port);
