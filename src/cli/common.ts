@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DbcryptError } from "../errors.js";
 import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } from "./exit-codes.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
-import { openSession, type Session, type SessionLimits } from "../ops/session.js";
+import { openSession, type ReadSession, type Session, type SessionLimits } from "../ops/session.js";
 import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../report/events.js";
@@ -118,6 +118,11 @@ export function parsePositiveDuration(text: string): number {
 
 export function databaseFrom(flags: GlobalFlags): string | undefined {
   return flags.db ?? process.env.DBCRYPT_DATABASE_URL ?? process.env.DATABASE_URL;
+}
+
+/** For status and keys list: read-only on the server, and by type (no write methods to call). */
+export function withReadSession<T>(flags: GlobalFlags, command: string, body: (session: ReadSession) => Promise<T>): Promise<T> {
+  return withSession(flags, command, true, body);
 }
 
 export async function withSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {

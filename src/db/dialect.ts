@@ -1,9 +1,10 @@
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 
 /**
- * The one interface ops and the runner see. Each database has exactly one implementation, and it
- * is the only place that writes SQL text for that database. Ops never ask which database they talk
- * to; where behaviour must differ they read `capabilities`.
+ * The interfaces ops and the runner see. Each database has exactly one implementation, and it is
+ * the only place that writes SQL text for that database. Ops never ask which database they talk
+ * to. A DatabaseReader has no method that writes, so code handed one (status, keys list) cannot
+ * write, as the compiler checks; a Dialect can do both.
  */
 
 /** A row's key values, opaque outside the dialect (text on PostgreSQL, native values on SQLite). */
@@ -67,45 +68,33 @@ export interface CensusGroup {
   emptyObjects: number;
 }
 
-export interface RunLockHolder {
-  description: string;
-}
-
 export interface RunLock {
   release(): Promise<void>;
 }
 
-export interface DialectCapabilities {
-  /** Whether a run lock survives only as long as one session (advisory lock) or is a file. */
-  readonly runLockKind: "advisory-lock" | "lock-file";
-  /** Whether a batch can be read while the previous one is written (a second connection). */
-  readonly concurrentReads: boolean;
-}
-
-export interface Dialect {
-  readonly kind: "postgres" | "sqlite";
+export interface DatabaseReader {
   /** Where we are connected, with any password removed. */
   readonly target: string;
   readonly keysTable: string;
-  readonly capabilities: DialectCapabilities;
 
   keysTableExists(): Promise<boolean>;
-  createKeysTable(): Promise<void>;
   readKeys(): Promise<KeyRow[]>;
+  introspect(): Promise<CatalogTable[]>;
+  census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]>;
+  readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]>;
+  /** Worst replay lag of any replica, where the database has replicas to ask about (PostgreSQL). */
+  replicaLagMs?: () => Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface Dialect extends DatabaseReader {
+  createKeysTable(): Promise<void>;
   /** Inserts an active row (number = max + 1) unless one for this id exists; returns the row. */
   insertActiveKey(keyId: string, canary: string): Promise<KeyRow>;
   /** Coder's swap update. Throws key_in_use when a foreign key still references the key. */
   revokeKey(keyId: string): Promise<"revoked" | "not-active">;
-
-  introspect(): Promise<CatalogTable[]>;
-  census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]>;
-  readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]>;
   writeBatch(table: EncryptedTable, writes: RowWrite[]): Promise<WriteOutcome>;
   /** Applies the table's delete policy to rows that still hold an encrypted value. */
   deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number>;
-
   acquireRunLock(command: string): Promise<RunLock>;
-  /** Worst replay lag of any replica, where the database has replicas to ask about (PostgreSQL). */
-  replicaLagMs?: () => Promise<number>;
-  close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { quoteIdent } from "./postgres-sql.js";
+import { quoteIdent } from "./identifiers.js";
 
 /**
  * Statements on the keys table, shared by both dialects: the SQL is the same text in PostgreSQL and

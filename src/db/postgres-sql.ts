@@ -1,5 +1,6 @@
 import type { EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
+import { qualifiedTable, quoteIdent } from "./identifiers.js";
 
 /**
  * Pure builders for every PostgreSQL statement that touches user tables. Identifiers are always
@@ -11,13 +12,6 @@ export interface SqlStatement {
   values: unknown[];
 }
 
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function qualifiedTable(table: { ref: { schema: string | undefined; name: string } }): string {
-  return table.ref.schema === undefined ? quoteIdent(table.ref.name) : `${quoteIdent(table.ref.schema)}.${quoteIdent(table.ref.name)}`;
-}
 
 // \x0B rather than \v: PostgreSQL documents no \v escape, and an older server may read it as 'v'.
 const ASCII_WHITESPACE = "E' \\t\\n\\r\\x0B\\f'";

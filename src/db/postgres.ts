@@ -16,6 +16,18 @@ import {
 } from "./keys-table-sql.js";
 import { hasPlaintext, toCensusGroups } from "./census-groups.js";
 import { censusByKeySql, censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
+import { quoteIdent } from "./identifiers.js";
+import {
+  CATALOG_COLUMNS_SQL,
+  CATALOG_TABLES_SQL,
+  CATALOG_UNIQUE_KEYS_SQL,
+  KEYS_TABLE_EXISTS_SQL,
+  KEYS_TABLE_FOREIGN_KEYS_SQL,
+  REPLICA_LAG_SQL,
+  RUN_LOCK_HOLDER_SQL,
+  RUN_UNLOCK_SQL,
+  TRY_RUN_LOCK_SQL,
+} from "./postgres-catalog-sql.js";
 import { PostgresConnection, type ClientTimeouts } from "./postgres-connection.js";
 import { redactUrl } from "./target.js";
 
@@ -57,10 +69,8 @@ const ADVISORY_LOCK_CLASS = 0x64626372;
 const MAX_KEY_INSERT_ATTEMPTS = 5;
 
 export class PostgresDialect implements Dialect {
-  readonly kind = "postgres" as const;
   readonly target: string;
   readonly keysTable: string;
-  readonly capabilities = { runLockKind: "advisory-lock", concurrentReads: true } as const;
   readonly #url: string;
   readonly #client: PostgresConnection;
   readonly #applicationName: string;
@@ -91,7 +101,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async keysTableExists(): Promise<boolean> {
-    const result = await this.#query<{ found: string | null }>("SELECT to_regclass($1)::text AS found", [quoteForRegclass(this.keysTable)]);
+    const result = await this.#query<{ found: string | null }>(KEYS_TABLE_EXISTS_SQL, [quoteIdent(this.keysTable)]);
     return result.rows[0]?.found != null;
   }
 
@@ -146,42 +156,17 @@ export class PostgresDialect implements Dialect {
 
   async introspect(): Promise<CatalogTable[]> {
     const tables = await this.#query<{ oid: number; schema: string; name: string }>(
-      `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-          AND n.nspname = ANY (current_schemas(false))
-        ORDER BY n.nspname, c.relname`,
+      CATALOG_TABLES_SQL,
     );
     const columns = await this.#query<{ oid: string; name: string; type: string; not_null: boolean; is_text: boolean }>(
-      `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-              a.attnotnull AS not_null,
-              a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype) AS is_text
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-          AND n.nspname = ANY (current_schemas(false))
-        ORDER BY a.attrelid, a.attnum`,
+      CATALOG_COLUMNS_SQL,
     );
     const keys = await this.#query<{ oid: string; is_primary: boolean; columns: string[] }>(
-      `SELECT i.indrelid::int8 AS oid, i.indisprimary AS is_primary,
-              array_agg(a.attname::text ORDER BY k.ordinality) AS columns
-         FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ordinality)
-         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-        WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
-          AND n.nspname = ANY (current_schemas(false))
-        GROUP BY i.indrelid, i.indexrelid, i.indisprimary
-       HAVING bool_and(a.attnotnull)
-        ORDER BY i.indrelid, NOT i.indisprimary, count(*), i.indexrelid`,
+      CATALOG_UNIQUE_KEYS_SQL,
     );
     const foreignKeys = await this.#query<{ oid: string; column: string; constraint: string }>(
-      `SELECT c.conrelid::int8 AS oid, a.attname AS column, c.conname AS constraint
-         FROM pg_constraint c
-         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-         JOIN pg_attribute ref ON ref.attrelid = c.confrelid AND ref.attnum = c.confkey[1]
-        WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
-          AND c.confrelid = to_regclass($1) AND ref.attname = 'active_key_digest'`,
-      [quoteForRegclass(this.keysTable)],
+      KEYS_TABLE_FOREIGN_KEYS_SQL,
+      [quoteIdent(this.keysTable)],
     );
     const byOid = new Map<string, CatalogTable>();
     for (const table of tables.rows) {
@@ -267,13 +252,10 @@ export class PostgresDialect implements Dialect {
     const lockClient = await this.#open(false);
     const objectId = lockObjectId(this.keysTable);
     try {
-      const result = await lockClient.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS locked", [ADVISORY_LOCK_CLASS, objectId]);
+      const result = await lockClient.query<{ locked: boolean }>(TRY_RUN_LOCK_SQL, [ADVISORY_LOCK_CLASS, objectId]);
       if (result.rows[0]?.locked !== true) {
         const holder = await lockClient.query<{ application_name: string; client_addr: string | null; backend_start: Date; pid: number }>(
-          `SELECT a.application_name, a.client_addr::text, a.backend_start, a.pid
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1 AND l.objid::int8 = $2 AND l.objsubid = 2
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          RUN_LOCK_HOLDER_SQL,
           [ADVISORY_LOCK_CLASS, objectId],
         );
         const row = holder.rows[0];
@@ -305,7 +287,7 @@ export class PostgresDialect implements Dialect {
       release: async () => {
         await heartbeat.stop();
         unsubscribe();
-        await lockClient.query("SELECT pg_advisory_unlock($1, $2)", [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
+        await lockClient.query(RUN_UNLOCK_SQL, [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
         await lockClient.close();
       },
     };
@@ -316,7 +298,7 @@ export class PostgresDialect implements Dialect {
     const reader = await this.#reader();
     const result = await reader
       .query<{ lag_ms: number | null; hidden: string }>(
-        "SELECT EXTRACT(EPOCH FROM max(replay_lag)) * 1000 AS lag_ms, count(*) FILTER (WHERE state IS NULL) AS hidden FROM pg_stat_replication",
+        REPLICA_LAG_SQL,
       )
       .catch((error: unknown) => {
         throw toDbcryptError(error, "measure replica lag");
@@ -419,9 +401,6 @@ function lockObjectId(keysTable: string): number {
   return createHash("sha256").update(`dbcrypt-run-lock:${keysTable}`).digest().readInt32BE(0) & 0x7fffffff;
 }
 
-function quoteForRegclass(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 interface RawKeyRow {
   number: number;

@@ -1,6 +1,6 @@
 import type { EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
-import { quoteIdent } from "./postgres-sql.js";
+import { quoteIdent } from "./identifiers.js";
 
 /**
  * Pure builders for the SQLite statements on user tables. SQLite runs in-process, so a batch is a

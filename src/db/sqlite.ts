@@ -26,10 +26,8 @@ export interface SqliteOptions {
 export const DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 export class SqliteDialect implements Dialect {
-  readonly kind = "sqlite" as const;
   readonly target: string;
   readonly keysTable: string;
-  readonly capabilities = { runLockKind: "lock-file", concurrentReads: false } as const;
   readonly #path: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();

@@ -1,4 +1,4 @@
-import type { CensusGroup, Dialect } from "../db/dialect.js";
+import type { CensusGroup, DatabaseReader } from "../db/dialect.js";
 import type { EncryptedColumn, EncryptedTable, PlaintextRule, SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 
@@ -16,7 +16,7 @@ export interface Census {
   columns: ColumnCensus[];
 }
 
-export async function takeCensus(dialect: Dialect, plan: SchemaPlan): Promise<Census> {
+export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan): Promise<Census> {
   const columns: ColumnCensus[] = [];
   for (const table of plan.tables) {
     for (const column of table.columns) {

@@ -1,14 +1,15 @@
 import { DbcryptError } from "../errors.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, usageByKeyId } from "./census.js";
-import { loadSchema, requireKeysTable, withWritePreparation, type Session } from "./session.js";
+import { KeysTableWriter } from "./keys-writer.js";
+import { loadSchema, requireKeysTable, withWritePreparation, type ReadSession, type Session } from "./session.js";
 
 export interface KeyListing {
   keysTable: string;
   keys: (Omit<KeyRow, "test"> & { state: "active" | "revoked"; values: number })[];
 }
 
-export async function listKeys(session: Session): Promise<KeyListing> {
+export async function listKeys(session: ReadSession): Promise<KeyListing> {
   const { dialect } = session;
   await requireKeysTable(dialect);
   const schema = await loadSchema(session);
@@ -53,12 +54,12 @@ export async function revokeKey(session: Session, request: RevokeRequest): Promi
     }
     if (request.dryRun) return "dry-run";
     await request.confirm(`Revoke key ${request.keyId}? A revoked key can never be made active again.`);
-    return (await dialect.revokeKey(request.keyId)) === "revoked" ? "revoked" : "already-revoked";
+    return (await new KeysTableWriter(dialect).revokeKey(request.keyId)) === "revoked" ? "revoked" : "already-revoked";
   });
 }
 
 export async function initKeysTable(session: Session): Promise<"created" | "exists"> {
   if (await session.dialect.keysTableExists()) return "exists";
-  await session.dialect.createKeysTable();
+  await new KeysTableWriter(session.dialect).createKeysTable();
   return "created";
 }

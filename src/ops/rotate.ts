@@ -40,9 +40,9 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
       filter: { kind: "not-under-key", keyId: request.newKey.id },
       action: { kind: "rewrite", transform: rotateTransform(request.newKey, keyring) },
       revokeCandidates: activeIdsExcept(keys, request.newKey.id),
-      beforeWrites: async () => {
+      beforeWrites: async (keysWriter) => {
         if (keys.some((row) => row.activeKeyDigest === request.newKey.id)) return [];
-        const row = await dialect.insertActiveKey(request.newKey.id, request.newKey.seal("coder"));
+        const row = await keysWriter.insertActiveKey(request.newKey.id, request.newKey.seal("coder"));
         request.emit({ type: "key-inserted", keyId: request.newKey.id, number: row.number });
         return [request.newKey.id];
       },

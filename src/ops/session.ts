@@ -1,4 +1,4 @@
-import type { Dialect, KeyRow } from "../db/dialect.js";
+import type { DatabaseReader, Dialect, KeyRow } from "../db/dialect.js";
 import { DEFAULT_POSTGRES_LIMITS, PostgresDialect, type PostgresSessionLimits } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
 import { parseDatabaseTarget } from "../db/target.js";
@@ -27,10 +27,15 @@ export interface SessionLimits {
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { postgres: DEFAULT_POSTGRES_LIMITS, sqliteBusyTimeoutMs: DEFAULT_SQLITE_BUSY_TIMEOUT_MS };
 
-export interface Session {
-  dialect: Dialect;
+/** What status and keys list get: a database they can only read (by type, and on the server). */
+export interface ReadSession {
+  dialect: DatabaseReader;
   config: DbcryptConfig;
   configPath: string | undefined;
+}
+
+export interface Session extends ReadSession {
+  dialect: Dialect;
 }
 
 /** Config first, then the connection: a bad config file fails before anything is opened. */
@@ -46,7 +51,7 @@ export async function openSession(request: SessionRequest): Promise<Session> {
   return { dialect, config, configPath: path };
 }
 
-export async function requireKeysTable(dialect: Dialect): Promise<void> {
+export async function requireKeysTable(dialect: DatabaseReader): Promise<void> {
   if (!(await dialect.keysTableExists())) {
     throw new DbcryptError("keys_table_missing", `the database has no ${dialect.keysTable} table`, {
       hint: `check --db and --keys-table; to adopt the scheme in a new application run \`dbcrypt keys init\``,
@@ -54,7 +59,7 @@ export async function requireKeysTable(dialect: Dialect): Promise<void> {
   }
 }
 
-export async function loadSchema(session: Session): Promise<SchemaPlan> {
+export async function loadSchema(session: ReadSession): Promise<SchemaPlan> {
   return planSchema(await session.dialect.introspect(), session.config, session.dialect.keysTable);
 }
 

@@ -6,7 +6,7 @@ import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
 import { activeKeyProblems } from "./keys-state.js";
 import { describeRowKey } from "./runner.js";
-import { loadSchema, type Session } from "./session.js";
+import { loadSchema, type ReadSession } from "./session.js";
 
 export interface StatusRequest {
   keyring: Keyring | undefined;
@@ -35,7 +35,7 @@ export interface StatusReport {
 }
 
 /** Read-only census and health check: the CI gate. Problems make the CLI exit 3. */
-export async function status(session: Session, request: StatusRequest): Promise<StatusReport> {
+export async function status(session: ReadSession, request: StatusRequest): Promise<StatusReport> {
   const { dialect } = session;
   const keysTableExists = await dialect.keysTableExists();
   const schema = await loadSchema(session);
@@ -97,7 +97,7 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
 }
 
 /** Decrypts every encrypted value, batch by batch; reports failures by row key, never by value. */
-async function verifyValues(session: Session, schema: SchemaPlan, keyring: Keyring, batchSize: number): Promise<NonNullable<StatusReport["verified"]>> {
+async function verifyValues(session: ReadSession, schema: SchemaPlan, keyring: Keyring, batchSize: number): Promise<NonNullable<StatusReport["verified"]>> {
   const undecryptable: NonNullable<StatusReport["verified"]>["undecryptable"] = [];
   let values = 0;
   for (const table of schema.tables) {

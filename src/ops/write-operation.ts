@@ -4,7 +4,8 @@ import { tableLabel } from "../schema/model.js";
 import { takeCensus, rowsUnderKey, type Census } from "./census.js";
 import { emptyResult, statusFromOutcome, type OperationPlan, type OperationResult, type WriteRequest } from "./operation.js";
 import { runBatches, type BatchAction } from "./runner.js";
-import { DEFAULT_RETRY_POLICY, withBatchRetries } from "./batch-retry.js";
+import { DEFAULT_RETRY_POLICY } from "./batch-retry.js";
+import { KeysTableWriter } from "./keys-writer.js";
 import type { DbcryptError } from "../errors.js";
 
 /**
@@ -21,7 +22,8 @@ export interface WriteOperationSpec {
   /** Active keys to revoke once no value uses them. */
   revokeCandidates: string[];
   /** Runs after confirmation and before the first data write. */
-  beforeWrites: () => Promise<string[]>;
+  /** Runs once before the first batch (rotate inserts its key row here); returns key ids inserted. */
+  beforeWrites: (keysWriter: KeysTableWriter) => Promise<string[]>;
   continueWith: string;
 }
 
@@ -46,9 +48,9 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     totalRows: plan.totalRows,
   });
   // Key-table statements take the same locks as batches do, so they get the same bounded retries.
-  const retryNotice = (what: string) => (error: DbcryptError, attempt: number, delayMs: number) =>
-    request.emit({ type: "retry", table: dialect.keysTable, attempt, error: `${what}: ${error.message}`, delayMs, nextBatchSize: request.batchSize });
-  const keysInserted = await withBatchRetries(DEFAULT_RETRY_POLICY, () => spec.beforeWrites(), retryNotice("insert key row"));
+  const keysWriter = new KeysTableWriter(dialect, (what: string, error: DbcryptError, attempt: number, delayMs: number) =>
+    request.emit({ type: "retry", table: dialect.keysTable, attempt, error: `${what}: ${error.message}`, delayMs, nextBatchSize: request.batchSize }));
+  const keysInserted = await spec.beforeWrites(keysWriter);
   const outcome = await runBatches(dialect, spec.schema.tables, {
     batchSize: request.batchSize,
     filter: spec.filter,
@@ -73,7 +75,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
         request.emit({ type: "key-kept", keyId, reason });
         continue;
       }
-      if ((await withBatchRetries(DEFAULT_RETRY_POLICY, () => dialect.revokeKey(keyId), retryNotice(`revoke key ${keyId}`))) === "revoked") {
+      if ((await keysWriter.revokeKey(keyId)) === "revoked") {
         keysRevoked.push(keyId);
         request.emit({ type: "key-revoked", keyId });
       }

@@ -13,9 +13,8 @@ import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
 import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import { firstErrorLine, startCli } from "./support/cli-process.js";
-import { runLifecycleCampaign, type CampaignContext } from "./support/campaign.js";
+import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
 import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
-import { Random } from "./support/random.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
@@ -50,24 +49,12 @@ describe("black-holed network on postgres", () => {
   it(
     `loses nothing and never hangs over ${chaos.blackholes} black holes during rotate, decrypt, encrypt and delete of ${chaos.rows}+ rows`,
     async () => {
-      const keyA = freshKey();
-      const keyB = freshKey();
-      const keyC = freshKey();
-      const seed = await seedChaosDatabase(db, chaos.rows, keyA);
-      const context: CampaignContext = {
-        db,
-        directUrl: dbArg(database.target),
-        seeded: seed.seeded,
-        keys: new Map([keyA, keyB, keyC].map((key) => [key.id, key])),
-        random: new Random(chaos.seed, "black-hole"),
-        fault: "blackhole",
+      const { context, keys, seed } = await prepareLifecycleCampaign(db, dbArg(database.target), "blackhole", "black-hole", {
         proxy,
         extraArgs: CLIENT_DEADLINES,
         maxEndAfterFaultMs: MAX_END_AFTER_FAULT_MS,
-        batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
-        estimates: { firstBatchMs: 600, batchMs: 20 },
-      };
-      const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.blackholes);
+      });
+      const figures = await runLifecycleCampaign(context, keys, chaos.blackholes);
       const holes = figures.reduce((sum, phase) => sum + phase.faults, 0);
       expect(holes, "black holes that made a live run exit 1").toBeGreaterThanOrEqual(chaos.blackholes);
       const faulted = figures.flatMap((phase) => phase.records).filter((record) => record.outcome.startsWith("exit"));

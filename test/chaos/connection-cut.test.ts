@@ -12,9 +12,8 @@ import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
 import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import { firstErrorLine, sleep, startCli } from "./support/cli-process.js";
-import { runLifecycleCampaign, type CampaignContext } from "./support/campaign.js";
+import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
 import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
-import { Random } from "./support/random.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
@@ -41,22 +40,8 @@ describe("connection cut mid-batch on postgres", () => {
   it(
     `loses nothing over ${chaos.cuts} dropped connections during rotate, decrypt, encrypt and delete of ${chaos.rows}+ rows`,
     async () => {
-      const keyA = freshKey();
-      const keyB = freshKey();
-      const keyC = freshKey();
-      const seed = await seedChaosDatabase(db, chaos.rows, keyA);
-      const context: CampaignContext = {
-        db,
-        directUrl: dbArg(database.target),
-        seeded: seed.seeded,
-        keys: new Map([keyA, keyB, keyC].map((key) => [key.id, key])),
-        random: new Random(chaos.seed, "connection-cut"),
-        fault: "cut",
-        proxy,
-        batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
-        estimates: { firstBatchMs: 600, batchMs: 20 },
-      };
-      const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.cuts);
+      const { context, keys, seed } = await prepareLifecycleCampaign(db, dbArg(database.target), "cut", "connection-cut", { proxy });
+      const figures = await runLifecycleCampaign(context, keys, chaos.cuts);
       const cuts = figures.reduce((sum, phase) => sum + phase.faults, 0);
       expect(cuts, "cuts that made a live run exit 1").toBeGreaterThanOrEqual(chaos.cuts);
       const records = figures.flatMap((phase) => phase.records);

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb } from "../support/test-db.js";
-import { runLifecycleCampaign, runPhase, type CampaignContext } from "./support/campaign.js";
+import { prepareLifecycleCampaign, runLifecycleCampaign, runPhase, type CampaignContext } from "./support/campaign.js";
 import { Random } from "./support/random.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
@@ -23,21 +23,8 @@ describe.each(ENGINE_KINDS)("kill -9 at random points on %s", (kind) => {
       const database = await createTestDatabase(kind, "chaos_kill");
       const db = await openTestDb(database.target);
       try {
-        const keyA = freshKey();
-        const keyB = freshKey();
-        const keyC = freshKey();
-        const seed = await seedChaosDatabase(db, chaos.rows, keyA);
-        const context: CampaignContext = {
-          db,
-          directUrl: dbArg(database.target),
-          seeded: seed.seeded,
-          keys: new Map([keyA, keyB, keyC].map((key) => [key.id, key])),
-          random: new Random(chaos.seed, `kill9:${kind}`),
-          fault: "kill",
-          batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
-          estimates: { firstBatchMs: 600, batchMs: 20 },
-        };
-        const figures = await runLifecycleCampaign(context, { a: keyA, b: keyB, c: keyC }, chaos.kills);
+        const { context, keys, seed } = await prepareLifecycleCampaign(db, dbArg(database.target), "kill", `kill9:${kind}`);
+        const figures = await runLifecycleCampaign(context, keys, chaos.kills);
         const kills = figures.reduce((sum, phase) => sum + phase.faults, 0);
         expect(kills, "SIGKILLs that hit a live run").toBeGreaterThanOrEqual(chaos.kills);
 

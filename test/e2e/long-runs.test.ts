@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomKey, type TestKey } from "../support/coder-crypto.js";
 import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli } from "../support/cli.js";
 import { createCoderSchema } from "../support/coder-schema.js";
-import { assertAllValues, seedCoderData, type SeedManifest } from "../support/seed.js";
+import { assertAllValues, ensureActiveKeyRow, seedCoderData, type SeedManifest } from "../support/seed.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import { PASSWORD_LEFT_OUT_NOTE } from "../../src/cli/common.js";
 import { urlWithoutPassword } from "../../src/db/target.js";
@@ -157,6 +157,33 @@ describe.each(ENGINE_KINDS)("long runs on %s", (kind) => {
       await holder.close();
     }
     await assertAllValues(db, manifest, { keyId: keyB.id, key: keyB.bytes });
+  });
+
+  it("keys revoke waits out another writer's lock on the keys table with the same bounded retries", async () => {
+    // keyB is active but unused, so it may be revoked; another session holds its row (PostgreSQL)
+    // or the database's write lock (SQLite) for a while.
+    await ensureActiveKeyRow(db, keyB);
+    const holder = await openTestDb(database.target);
+    try {
+      if (kind === "postgres") {
+        await holder.exec("BEGIN");
+        await holder.query("SELECT * FROM dbcrypt_keys WHERE active_key_digest = $1 FOR UPDATE", [keyB.id]);
+      } else {
+        await holder.exec("BEGIN IMMEDIATE");
+      }
+      const startedAt = Date.now();
+      const revoke = runCli(["keys", "revoke", keyB.id, "--db", url, "--yes", "--lock-timeout", "100ms", "--busy-timeout", "100ms"]);
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await holder.exec(kind === "postgres" ? "COMMIT" : "COMMIT");
+      const run = await revoke;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain(`revoked key ${keyB.id}`);
+      expect(Date.now() - startedAt).toBeGreaterThan(1_000);
+      const [row] = await db.query<{ revoked_key_digest: string | null }>("SELECT revoked_key_digest FROM dbcrypt_keys WHERE revoked_key_digest = $1", [keyB.id]);
+      expect(row?.revoked_key_digest).toBe(keyB.id);
+    } finally {
+      await holder.close();
+    }
   });
 
   it("--max-replica-lag checks lag between batches (no replicas here: never pauses)", async () => {

@@ -20,12 +20,11 @@ import {
   censusByKeySql,
   censusSql,
   deleteBatchSql,
-  qualifiedTable,
-  quoteIdent,
   selectBatchSql,
   updateBatchByVersionSql,
   updateBatchSql,
 } from "../../src/db/postgres-sql.js";
+import { qualifiedTable, quoteIdent } from "../../src/db/identifiers.js";
 import { censusByKeySqlite, censusSqlite, deleteRowSqlite, selectBatchSqlite, updateRowSqlite } from "../../src/db/sqlite-sql.js";
 import type { EncryptedColumn, EncryptedTable } from "../../src/schema/model.js";
 

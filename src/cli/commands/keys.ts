@@ -4,7 +4,7 @@ import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
-import { addGlobalOptions, note, readOnlyFor, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { addGlobalOptions, note, readOnlyFor, withReadSession, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
 import { resolveKeyReference } from "../../key-sources/registry.js";
 import { DONE, type CommandOutcome } from "../exit-codes.js";
@@ -43,7 +43,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
 
   addGlobalOptions(keys.command("list").description("show the keys table and how many values each key encrypts")).action((flags: GlobalFlags) =>
     run(async () => {
-      const listing = await withSession(flags, "keys list", true, listKeys);
+      const listing = await withReadSession(flags, "keys list", listKeys);
       writeStdout(flags.json ? JSON.stringify({ version: 1, ...listing }, null, 2) : formatKeyListing(listing));
       return DONE;
     }),

@@ -4,7 +4,7 @@ import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { status } from "../../ops/status.js";
 import { formatStatus } from "../../report/human.js";
-import { addGlobalOptions, DEFAULT_BATCH_SIZE, parsePositiveInteger, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { addGlobalOptions, DEFAULT_BATCH_SIZE, parsePositiveInteger, withReadSession, writeStdout, type GlobalFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
 import type { CommandOutcome } from "../exit-codes.js";
 
@@ -33,7 +33,7 @@ export function registerStatus(program: Command, run: (body: () => Promise<Comma
       if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {
         throw new DbcryptError("usage", "--require-key takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys id @FILE` prints a key's id" });
       }
-      const report = await withSession(flags, "status", true, (session) =>
+      const report = await withReadSession(flags, "status", (session) =>
         status(session, {
           keyring: keys.length > 0 ? new Keyring(undefined, keys) : undefined,
           requireKeyId: flags.requireKey,

@@ -7,10 +7,13 @@
  */
 import { expect } from "vitest";
 import type { TestKey } from "../../support/coder-crypto.js";
+import { freshKey } from "../../support/fixtures.js";
 import type { TestDb } from "../../support/test-db.js";
 import { firstErrorLine, sleep, startCli, type CliEvent, type FinishedRun, type RunningCli } from "./cli-process.js";
 import { afterDelete, checkTransition, inspectCoder, pendingValues, type DataState, type Inspection, type Operation, type SeededValues, type StoredRow } from "./coder-state.js";
-import type { Random } from "./random.js";
+import { Random } from "./random.js";
+import { seedChaosDatabase } from "./seeding.js";
+import { chaos } from "./settings.js";
 import type { CuttableProxy } from "./tcp-proxy.js";
 
 export type FaultKind = "kill" | "cut" | "blackhole";
@@ -367,4 +370,37 @@ export async function runLifecycleCampaign(context: CampaignContext, keys: { a: 
     figures.push(done);
   }
   return figures;
+}
+
+export interface PreparedCampaign {
+  context: CampaignContext;
+  keys: { a: TestKey; b: TestKey; c: TestKey };
+  seed: Awaited<ReturnType<typeof seedChaosDatabase>>;
+}
+
+/**
+ * What every lifecycle fault suite starts from: three fresh keys, a database seeded under the
+ * first at the campaign's size, and the context with the suite's seeded random choices.
+ */
+export async function prepareLifecycleCampaign(
+  db: TestDb,
+  directUrl: string,
+  fault: FaultKind,
+  randomLabel: string,
+  extra: Pick<CampaignContext, "proxy" | "extraArgs" | "maxEndAfterFaultMs"> = {},
+): Promise<PreparedCampaign> {
+  const keys = { a: freshKey(), b: freshKey(), c: freshKey() };
+  const seed = await seedChaosDatabase(db, chaos.rows, keys.a);
+  const context: CampaignContext = {
+    db,
+    directUrl,
+    seeded: seed.seeded,
+    keys: new Map([keys.a, keys.b, keys.c].map((key) => [key.id, key])),
+    random: new Random(chaos.seed, randomLabel),
+    fault,
+    ...extra,
+    batchSizes: chaos.mode === "long" ? [25, 50, 100, 250, 500] : [10, 25, 50, 100],
+    estimates: { firstBatchMs: 600, batchMs: 20 },
+  };
+  return { context, keys, seed };
 }
