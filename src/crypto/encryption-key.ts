@@ -1,16 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { DbcryptError } from "../errors.js";
 import { aes256gcmKeyId } from "./key-id.js";
-import { sealAes256Gcm, openAes256Gcm, type OpenResult } from "./aes256gcm.js";
+import { describeOpenFailure, sealAes256Gcm, openAes256Gcm, type OpenFailure } from "./aes256gcm.js";
 import { decodeStrictBase64, describeBase64Problem, findBase64Problem } from "./strict-base64.js";
+import type { SchemeKey, ValueScheme } from "./schemes/value-scheme.js";
 
 export const KEY_BYTES = 32;
 
+export type KeyOpenResult = { ok: true; plaintext: Buffer } | { ok: false; failure: OpenFailure; reason: string };
+
 /**
- * A 32-byte AES-256-GCM key. The bytes live in a #private field, which neither util.inspect nor
- * JSON.stringify reaches, so a key object that ends up in a log line shows only its id.
+ * A 32-byte key as the operator supplies it, with Coder's key id and cipher (the default scheme).
+ * The bytes live in a #private field, which neither util.inspect nor JSON.stringify reaches, so a
+ * key object that ends up in a log line shows only its id. toSchemeKey hands the same bytes to
+ * another value scheme without ever exposing them.
  */
-export class EncryptionKey {
+export class EncryptionKey implements SchemeKey {
   readonly #bytes: Buffer;
   readonly id: string;
 
@@ -51,8 +56,15 @@ export class EncryptionKey {
     return sealAes256Gcm(this.#bytes, plaintext);
   }
 
-  open(stored: string): OpenResult {
-    return openAes256Gcm(this.#bytes, stored);
+  /** A failure carries Coder's kind of failure and the words for it (SchemeKey's `reason`). */
+  open(stored: string): KeyOpenResult {
+    const opened = openAes256Gcm(this.#bytes, stored);
+    return opened.ok ? opened : { ...opened, reason: describeOpenFailure(opened.failure) };
+  }
+
+  /** This key as `scheme` uses it (its own key id, cell format and canary). */
+  toSchemeKey(scheme: ValueScheme): SchemeKey {
+    return scheme.keyFromBytes(this.#bytes);
   }
 
   /** The one deliberate way out for key material: `keys generate` printing a key it just made. */

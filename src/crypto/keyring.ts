@@ -1,5 +1,5 @@
 import { DbcryptError } from "../errors.js";
-import type { EncryptionKey } from "./encryption-key.js";
+import type { SchemeKey } from "./schemes/value-scheme.js";
 
 /**
  * The keys one run was given: at most one primary (the key new values are written under) and any
@@ -7,10 +7,10 @@ import type { EncryptionKey } from "./encryption-key.js";
  * as they do in Coder's map of ciphers, so that is refused outright.
  */
 export class Keyring {
-  readonly primary: EncryptionKey | undefined;
-  readonly #byId: Map<string, EncryptionKey>;
+  readonly primary: SchemeKey | undefined;
+  readonly #byId: Map<string, SchemeKey>;
 
-  constructor(primary: EncryptionKey | undefined, decryptOnly: readonly EncryptionKey[]) {
+  constructor(primary: SchemeKey | undefined, decryptOnly: readonly SchemeKey[]) {
     this.primary = primary;
     this.#byId = new Map();
     for (const key of primary ? [primary, ...decryptOnly] : decryptOnly) {
@@ -27,7 +27,7 @@ export class Keyring {
     return new Keyring(undefined, []);
   }
 
-  get(keyId: string): EncryptionKey | undefined {
+  get(keyId: string): SchemeKey | undefined {
     return this.#byId.get(keyId);
   }
 
@@ -36,7 +36,7 @@ export class Keyring {
   }
 
   /** Every key, primary first. */
-  get keys(): EncryptionKey[] {
+  get keys(): SchemeKey[] {
     return [...this.#byId.values()];
   }
 

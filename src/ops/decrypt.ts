@@ -19,8 +19,8 @@ export interface DecryptRequest extends WriteRequest {
 export async function decrypt(session: Session, request: DecryptRequest): Promise<OperationResult> {
   const startedAt = Date.now();
   const { dialect } = session;
-  const keyring = new Keyring(undefined, request.keys);
   return withWritePreparation(session, "decrypt", request.dryRun, async ({ schema, keys }) => {
+    const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
     const census = await takeCensus(dialect, schema);
     assertKeysCoverDatabase(keys, keyring, census, "--keys");
     const plan = decryptPlan(dialect.target, schema.preset, census, keys);
@@ -29,7 +29,7 @@ export async function decrypt(session: Session, request: DecryptRequest): Promis
       schema,
       census,
       filter: { kind: "encrypted" },
-      action: { kind: "rewrite", transform: decryptTransform(keyring) },
+      action: { kind: "rewrite", transform: decryptTransform(schema.scheme, request.keys) },
       revokeCandidates: activeIds(keys),
       beforeWrites: async () => [],
       continueWith: "dbcrypt decrypt with the same keys",

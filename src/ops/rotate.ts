@@ -22,29 +22,31 @@ export interface RotateRequest extends WriteRequest {
 export async function rotate(session: Session, request: RotateRequest): Promise<OperationResult> {
   const startedAt = Date.now();
   const { dialect } = session;
-  const keyring = new Keyring(request.newKey, request.oldKeys);
   return withWritePreparation(session, "rotate", request.dryRun, async ({ schema, keys }) => {
-    if (keys.some((row) => row.revokedKeyDigest === request.newKey.id)) {
-      throw new DbcryptError("key_revoked", `the new key ${request.newKey.id} has been revoked and cannot be used again`, {
+    const { scheme } = schema;
+    const newKey = request.newKey.toSchemeKey(scheme);
+    const keyring = new Keyring(newKey, request.oldKeys.map((key) => key.toSchemeKey(scheme)));
+    if (keys.some((row) => row.revokedKeyDigest === newKey.id)) {
+      throw new DbcryptError("key_revoked", `the new key ${newKey.id} has been revoked and cannot be used again`, {
         hint: "generate a new key with `dbcrypt keys generate`",
-        subject: { keyId: request.newKey.id, flag: "--new-key" },
+        subject: { keyId: newKey.id, flag: "--new-key" },
       });
     }
     const census = await takeCensus(dialect, schema);
     assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
-    const plan = rotatePlan(dialect.target, schema.preset, census, keys, request.newKey);
+    const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id);
     return await executeWriteOperation(dialect, request, {
       plan,
       schema,
       census,
-      filter: { kind: "not-under-key", keyId: request.newKey.id },
-      action: { kind: "rewrite", transform: rotateTransform(request.newKey, keyring) },
-      revokeCandidates: activeIdsExcept(keys, request.newKey.id),
+      filter: { kind: "not-under-key", keyId: newKey.id },
+      action: { kind: "rewrite", transform: rotateTransform(scheme, request.newKey, request.oldKeys) },
+      revokeCandidates: activeIdsExcept(keys, newKey.id),
       beforeWrites: async (keysWriter) => {
-        if (keys.some((row) => row.activeKeyDigest === request.newKey.id)) return [];
-        const row = await keysWriter.insertActiveKey(request.newKey.id, request.newKey.seal("coder"));
-        request.emit({ type: "key-inserted", keyId: request.newKey.id, number: row.number });
-        return [request.newKey.id];
+        if (keys.some((row) => row.activeKeyDigest === newKey.id)) return [];
+        const row = await keysWriter.insertActiveKey(newKey.id, newKey.seal(scheme.canaryPlaintext));
+        request.emit({ type: "key-inserted", keyId: newKey.id, number: row.number });
+        return [newKey.id];
       },
       continueWith: "dbcrypt rotate with the same keys",
     }, startedAt);
@@ -55,18 +57,18 @@ function activeIdsExcept(keys: KeyRow[], keep: string): string[] {
   return keys.flatMap((row) => (row.activeKeyDigest !== null && row.activeKeyDigest !== keep ? [row.activeKeyDigest] : []));
 }
 
-function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow[], newKey: EncryptionKey): OperationPlan {
+function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow[], newKeyId: string): OperationPlan {
   const lines: PlanLine[] = [];
   for (const column of census.columns) {
     for (const [keyId, rows] of column.encryptedByKeyId) {
-      if (keyId !== newKey.id) lines.push({ column: column.label, from: keyId, to: newKey.id, rows });
+      if (keyId !== newKeyId) lines.push({ column: column.label, from: keyId, to: newKeyId, rows });
     }
-    if (column.plaintext.toEncrypt > 0) lines.push({ column: column.label, from: "plaintext", to: newKey.id, rows: column.plaintext.toEncrypt });
+    if (column.plaintext.toEncrypt > 0) lines.push({ column: column.label, from: "plaintext", to: newKeyId, rows: column.plaintext.toEncrypt });
   }
   const keyActions: string[] = [];
-  const newKeyActive = keys.some((row) => row.activeKeyDigest === newKey.id);
-  if (!newKeyActive) keyActions.push(`insert key ${newKey.id} into the keys table`);
-  const toRevoke = activeIdsExcept(keys, newKey.id);
+  const newKeyActive = keys.some((row) => row.activeKeyDigest === newKeyId);
+  if (!newKeyActive) keyActions.push(`insert key ${newKeyId} into the keys table`);
+  const toRevoke = activeIdsExcept(keys, newKeyId);
   for (const keyId of toRevoke) keyActions.push(`revoke key ${keyId} once no value uses it`);
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
   return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };

@@ -1,6 +1,5 @@
-import { describeOpenFailure } from "../crypto/aes256gcm.js";
-import type { EncryptionKey } from "../crypto/encryption-key.js";
 import type { Keyring } from "../crypto/keyring.js";
+import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
 import type { BatchRow, StoredField } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { staysPlaintext } from "../schema/plaintext-rule.js";
@@ -12,12 +11,12 @@ function isPlaintext(field: StoredField): boolean {
 
 type FieldPlan = { ok: true; field: StoredField; changed: boolean } | { ok: false; reason: string };
 
-function openField(keyring: Keyring, field: StoredField): { ok: true; plaintext: Buffer } | { ok: false; reason: string } {
+/** Opens one stored value with the key its key id names; the failure says why, never what. */
+export function openField(keyring: Keyring, field: StoredField): { ok: true; plaintext: Buffer } | { ok: false; reason: string } {
   const key = keyring.get(field.keyId as string);
   if (key === undefined) return { ok: false, reason: `no key supplied for key id ${field.keyId}` };
   if (field.value === null) return { ok: false, reason: "value is NULL but a key id is set" };
-  const opened = key.open(field.value);
-  return opened.ok ? opened : { ok: false, reason: describeOpenFailure(opened.failure) };
+  return key.open(field.value);
 }
 
 /**
@@ -40,7 +39,7 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
 }
 
 /** rotate: everything ends under the new key; plaintext is encrypted unless its rule keeps it. */
-export function rotateRowPlanner(newKey: EncryptionKey, keyring: Keyring) {
+export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring) {
   return (row: BatchRow, table: EncryptedTable): RowPlan =>
     planRow(row, table, (field, index) => {
       if (isPlaintext(field)) {

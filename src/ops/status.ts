@@ -1,15 +1,17 @@
-import { describeOpenFailure } from "../crypto/aes256gcm.js";
-import type { Keyring } from "../crypto/keyring.js";
+import type { EncryptionKey } from "../crypto/encryption-key.js";
+import { Keyring } from "../crypto/keyring.js";
 import type { KeyRow } from "../db/dialect.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
 import { activeKeyProblems } from "./keys-state.js";
+import { openField } from "./row-plans.js";
 import { describeRowKey } from "./runner.js";
 import { loadSchema, type ReadSession } from "./session.js";
 
 export interface StatusRequest {
-  keyring: Keyring | undefined;
+  /** The keys to check the keys table and (with verify) the data against; empty: no such checks. */
+  keys: EncryptionKey[];
   requireKeyId: string | undefined;
   requireEncrypted: boolean;
   verify: boolean;
@@ -41,8 +43,9 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
   const schema = await loadSchema(session);
   const keys = keysTableExists ? await dialect.readKeys() : [];
   const census = await takeCensus(dialect, schema);
-  const problems = findProblems(dialect.keysTable, keysTableExists, keys, census, schema, request);
-  const verified = request.verify && request.keyring ? await verifyValues(session, schema, request.keyring, request.batchSize) : undefined;
+  const keyring = request.keys.length > 0 ? new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme))) : undefined;
+  const problems = findProblems(dialect.keysTable, keysTableExists, keys, census, schema, keyring, request);
+  const verified = request.verify && keyring ? await verifyValues(session, schema, keyring, request.batchSize) : undefined;
   for (const failure of verified?.undecryptable ?? []) {
     problems.push(`${failure.column} row ${JSON.stringify(failure.rowKey)} under key ${failure.keyId ?? "-"} does not decrypt: ${failure.reason}`);
   }
@@ -67,7 +70,7 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
   };
 }
 
-function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census: Census, schema: SchemaPlan, request: StatusRequest): string[] {
+function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census: Census, schema: SchemaPlan, keyring: Keyring | undefined, request: StatusRequest): string[] {
   const problems: string[] = [];
   if (!exists) problems.push(`the database has no ${keysTable} table`);
   for (const table of schema.refused) problems.push(`${tableLabel(table.ref)} ${table.reason}`);
@@ -77,7 +80,7 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
     for (const [keyId, rows] of column.encryptedByKeyId) {
       if (revoked.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under revoked key ${keyId}`);
       else if (!active.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
-      if (request.keyring && !request.keyring.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which was not supplied`);
+      if (keyring && !keyring.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which was not supplied`);
       if (request.requireKeyId !== undefined && keyId !== request.requireKeyId) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, not the required key ${request.requireKeyId}`);
     }
     const plaintextToEncrypt = column.plaintext.toEncrypt;
@@ -88,8 +91,8 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
   if (request.requireKeyId !== undefined && !active.has(request.requireKeyId)) {
     problems.push(`the required key ${request.requireKeyId} is not an active key in ${keysTable}`);
   }
-  if (request.keyring) {
-    const { unknown, canaryFailures } = activeKeyProblems(keys, request.keyring);
+  if (keyring) {
+    const { unknown, canaryFailures } = activeKeyProblems(keys, keyring);
     for (const keyId of unknown) problems.push(`active key ${keyId} in ${keysTable} was not supplied`);
     for (const keyId of canaryFailures) problems.push(`the canary of active key ${keyId} does not decrypt with the supplied key`);
   }
@@ -111,12 +114,8 @@ async function verifyValues(session: ReadSession, schema: SchemaPlan, keyring: K
           if (field.keyId === null || field.keyId === "") return;
           values++;
           const column = `${tableLabel(table.ref)}.${table.columns[index]?.column}`;
-          const key = keyring.get(field.keyId);
-          const reason = key === undefined
-            ? "no key supplied for this key id"
-            : field.value === null
-              ? "value is NULL but a key id is set"
-              : (() => { const opened = key.open(field.value); return opened.ok ? undefined : describeOpenFailure(opened.failure); })();
+          const opened = openField(keyring, field);
+          const reason = opened.ok ? undefined : opened.reason;
           if (reason !== undefined) undecryptable.push({ column, rowKey: describeRowKey(table, row.rowKey), keyId: field.keyId, reason });
         });
       }

@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from "node:fs";
+import { knownSchemes } from "../crypto/schemes/registry.js";
 import { DbcryptError } from "../errors.js";
 import type { PlaintextRule } from "./model.js";
 
@@ -23,6 +24,8 @@ export interface TableConfig {
 }
 
 export interface DbcryptConfig {
+  /** The value scheme of every encrypted column (crypto/schemes); Coder's when absent. */
+  scheme?: string;
   preset?: "auto" | "coder" | "none";
   keysTable?: string;
   tables?: Record<string, TableConfig>;
@@ -59,8 +62,12 @@ export function validateConfig(input: unknown, origin: string): DbcryptConfig {
     });
   };
   const root = expectObject(input, "(top level)", fail);
-  allowOnly(root, ["$schema", "preset", "keysTable", "tables"], "(top level)", fail);
+  allowOnly(root, ["$schema", "scheme", "preset", "keysTable", "tables"], "(top level)", fail);
   const config: DbcryptConfig = {};
+  if (root.scheme !== undefined) {
+    if (typeof root.scheme !== "string" || !knownSchemes().includes(root.scheme)) fail("scheme", `must be one of ${knownSchemes().map((name) => `"${name}"`).join(", ")}`);
+    config.scheme = root.scheme as string;
+  }
   if (root.preset !== undefined) {
     if (root.preset !== "auto" && root.preset !== "coder" && root.preset !== "none") fail("preset", 'must be "auto", "coder" or "none"');
     config.preset = root.preset as DbcryptConfig["preset"];

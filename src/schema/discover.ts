@@ -1,3 +1,4 @@
+import { DEFAULT_SCHEME, schemeNamed } from "../crypto/schemes/registry.js";
 import { DbcryptError } from "../errors.js";
 import { CODER_MARKER_TABLES, CODER_PRESET, type PresetTableRules } from "./coder-preset.js";
 import type { DbcryptConfig, TableConfig } from "./config-file.js";
@@ -66,7 +67,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       deletePolicy: deletePolicyOf(table, tableConfig, presetRules),
     });
   }
-  return { tables, refused, preset };
+  return { tables, refused, preset, scheme: config.scheme === undefined ? DEFAULT_SCHEME : schemeNamed(config.scheme) };
 }
 
 /** Foreign-key columns to the keys table that no encrypted column uses and the config did not exclude. */

@@ -1,3 +1,5 @@
+import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
+
 /** What the catalog says about one table, as far as dbcrypt cares. Filled in by a dialect. */
 export interface CatalogColumn {
   name: string;
@@ -72,4 +74,6 @@ export interface SchemaPlan {
   tables: EncryptedTable[];
   refused: RefusedTable[];
   preset: "coder" | "none";
+  /** How every encrypted cell is stored: format, key ids, cipher, canary. */
+  scheme: ValueScheme;
 }

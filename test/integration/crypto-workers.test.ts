@@ -11,7 +11,7 @@ import { openValue, randomKey, sealValue } from "../support/coder-crypto.js";
 // The built modules, because the pool starts dist/ops/crypto-worker.js beside its own file.
 const built = (module: string): Promise<unknown> => import(new URL(`../../dist/${module}`, import.meta.url).href);
 const { EncryptionKey } = (await built("crypto/encryption-key.js")) as typeof import("../../src/crypto/encryption-key.js");
-const { Keyring } = (await built("crypto/keyring.js")) as typeof import("../../src/crypto/keyring.js");
+const { coderScheme } = (await built("crypto/schemes/coder-aes256gcm.js")) as typeof import("../../src/crypto/schemes/coder-aes256gcm.js");
 const { InlinePlanner, WorkerPoolPlanner } = (await built("ops/batch-planner.js")) as typeof import("../../src/ops/batch-planner.js");
 const { decryptTransform, rotateTransform } = (await built("ops/row-transform.js")) as typeof import("../../src/ops/row-transform.js");
 
@@ -45,11 +45,11 @@ function rows(count: number): BatchRow[] {
 }
 
 describe("crypto worker threads", () => {
-  const pool = new WorkerPoolPlanner(rotateTransform(productNew, new Keyring(productNew, [productOld])), 2);
+  const pool = new WorkerPoolPlanner(rotateTransform(coderScheme, productNew, [productOld]), 2);
   afterAll(() => pool.close());
 
   it("plan rotation exactly as the main thread does, across concurrent batches", async () => {
-    const inline = new InlinePlanner(rotateTransform(productNew, new Keyring(productNew, [productOld])));
+    const inline = new InlinePlanner(rotateTransform(coderScheme, productNew, [productOld]));
     const batches = [rows(300), rows(301), rows(302)];
     const fromWorkers = await Promise.all(batches.map((batch) => pool.plan(table, batch)));
     for (const [index, batch] of batches.entries()) {
@@ -74,7 +74,7 @@ describe("crypto worker threads", () => {
   });
 
   it("decrypt in a worker gives the plaintext", async () => {
-    const decryptPool = new WorkerPoolPlanner(decryptTransform(new Keyring(undefined, [productOld, productNew])), 1);
+    const decryptPool = new WorkerPoolPlanner(decryptTransform(coderScheme, [productOld, productNew]), 1);
     try {
       const plans = await decryptPool.plan(table, rows(10));
       const second = plans[1]!;

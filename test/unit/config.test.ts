@@ -62,6 +62,17 @@ describe("validateConfig accepts", () => {
   });
 });
 
+describe("validateConfig: the value scheme", () => {
+  it("accepts a known scheme by name", () => {
+    expect(validateConfig({ scheme: "coder" }, "dbcrypt.config.json")).toEqual({ scheme: "coder" });
+  });
+
+  it("refuses an unknown scheme, listing the known ones", () => {
+    expect(rejection({ scheme: "rot13" }).message).toBe('config dbcrypt.config.json: scheme must be one of "coder"');
+    expect(rejection({ scheme: 7 }).message).toMatch(/^config dbcrypt.config.json: scheme must be one of /);
+  });
+});
+
 describe("validateConfig rejects unknown keys, naming where", () => {
   it.each([
     ["top level", { preset: "auto", tabels: {} }, '(top level) has unknown key "tabels"'],
@@ -79,7 +90,7 @@ describe("validateConfig rejects unknown keys, naming where", () => {
   });
 
   it("lists the allowed keys for the level", () => {
-    expect(rejection({ x: 1 }).message).toContain("(allowed: $schema, preset, keysTable, tables)");
+    expect(rejection({ x: 1 }).message).toContain("(allowed: $schema, scheme, preset, keysTable, tables)");
     expect(rejection({ tables: { t: { x: 1 } } }).message).toContain("(allowed: exclude, rowKey, deletePolicy, setOnClear, columns)");
     expect(rejection({ tables: { t: { columns: { c: { x: 1 } } } } }).message).toContain("(allowed: keyIdColumn, keepPlaintext, clearTo, exclude)");
   });

@@ -9,6 +9,7 @@ import { CODER_MARKER_TABLES, CODER_PRESET } from "../../src/schema/coder-preset
 import type { DbcryptConfig } from "../../src/schema/config-file.js";
 import { planSchema } from "../../src/schema/discover.js";
 import { tableLabel, type CatalogColumn, type CatalogTable, type EncryptedTable, type SchemaPlan } from "../../src/schema/model.js";
+import { coderScheme } from "../../src/crypto/schemes/coder-aes256gcm.js";
 
 const KEYS = "dbcrypt_keys";
 
@@ -245,7 +246,7 @@ describe("row keys", () => {
 
   it("does not refuse a table without a key when it has no encrypted columns", () => {
     const plan = planSchema([table("logs", { columns: ["line"] })], {}, KEYS);
-    expect(plan).toEqual({ tables: [], refused: [], preset: "none" });
+    expect(plan).toEqual({ tables: [], refused: [], preset: "none", scheme: coderScheme });
   });
 
   it("takes a rowKey from the config over the primary key", () => {
@@ -276,7 +277,7 @@ describe("config overrides", () => {
 
   it("excludes a table that would otherwise be refused", () => {
     const plan = planSchema([table("t", { columns: ["v", "v_key_id"], fks: ["v_key_id"] })], { tables: { t: { exclude: true } } }, KEYS);
-    expect(plan).toEqual({ tables: [], refused: [], preset: "none" });
+    expect(plan).toEqual({ tables: [], refused: [], preset: "none", scheme: coderScheme });
   });
 
   it("excludes one column", () => {

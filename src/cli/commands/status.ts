@@ -1,5 +1,4 @@
 import { Option, type Command } from "commander";
-import { Keyring } from "../../crypto/keyring.js";
 import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { status } from "../../ops/status.js";
@@ -35,7 +34,7 @@ export function registerStatus(program: Command, run: (body: () => Promise<Comma
       }
       const report = await withReadSession(flags, "status", (session) =>
         status(session, {
-          keyring: keys.length > 0 ? new Keyring(undefined, keys) : undefined,
+          keys,
           requireKeyId: flags.requireKey,
           requireEncrypted: Boolean(flags.requireEncrypted),
           verify: Boolean(flags.verify),
