@@ -28,11 +28,18 @@ export interface BatchRow {
   fields: StoredField[];
 }
 
+/**
+ * Which rows a batch read returns. For a column without a key-id column the database cannot tell
+ * ciphertext from plaintext, so every non-NULL value of it counts as a candidate, and ops decide
+ * with the scheme which rows need work.
+ */
 export type BatchFilter =
   /** Rows with any value not under the key (encrypted under another key, or non-NULL plaintext). */
   | { kind: "not-under-key"; keyId: string }
   /** Rows with any encrypted value. */
-  | { kind: "encrypted" };
+  | { kind: "encrypted" }
+  /** Every row (a census the database cannot take itself). */
+  | { kind: "all" };
 
 export interface RowWrite {
   rowKey: RowKey;

@@ -1,4 +1,4 @@
-import type { EncryptedTable } from "../schema/model.js";
+import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
 import { qualifiedTable, quoteIdent } from "./identifiers.js";
 
@@ -21,8 +21,10 @@ function isPlaintextKeyId(keyIdExpr: string): string {
 }
 
 function filterSql(table: EncryptedTable, filter: BatchFilter, keyIdParam: string): string {
+  if (filter.kind === "all") return "TRUE";
   const perColumn = table.columns.map((column) => {
     const value = `t.${quoteIdent(column.column)}`;
+    if (column.keyIdColumn === undefined) return `${value} IS NOT NULL`;
     const keyId = `t.${quoteIdent(column.keyIdColumn)}`;
     if (filter.kind === "encrypted") return `NOT ${isPlaintextKeyId(keyId)}`;
     return `(${keyId} <> ${keyIdParam} AND ${keyId} <> '') OR (${isPlaintextKeyId(keyId)} AND ${value} IS NOT NULL)`;
@@ -38,11 +40,12 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
   const values: unknown[] = [];
   const select = [
     ...table.rowKey.map((name) => `t.${quoteIdent(name)}::text`),
-    ...table.columns.flatMap((column) => [`t.${quoteIdent(column.column)}`, `t.${quoteIdent(column.keyIdColumn)}`]),
+    ...table.columns.flatMap((column) => [`t.${quoteIdent(column.column)}`, column.keyIdColumn === undefined ? "NULL::text" : `t.${quoteIdent(column.keyIdColumn)}`]),
     "t.xmin::text",
   ];
   let keyIdParam = "";
-  if (filter.kind === "not-under-key") {
+  // Only a key-id column compares with the key; an unused parameter would have no type.
+  if (filter.kind === "not-under-key" && table.columns.some((column) => column.keyIdColumn !== undefined)) {
     values.push(filter.keyId);
     keyIdParam = `$${values.length}`;
   }
@@ -72,7 +75,7 @@ function batchUpdateSql(table: EncryptedTable, guardAliases: string[], guard: st
   const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
   const set = table.columns.flatMap((column, index) => [
     `${quoteIdent(column.column)} = v.nv${index}`,
-    `${quoteIdent(column.keyIdColumn)} = v.nk${index}`,
+    ...(column.keyIdColumn === undefined ? [] : [`${quoteIdent(column.keyIdColumn)} = v.nk${index}`]),
   ]);
   const where = [...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`), ...guard];
   const text =
@@ -88,7 +91,7 @@ export function updateBatchSql(table: EncryptedTable, rowKeys: unknown[][], expe
   const guardAliases = table.columns.flatMap((_, index) => [`ov${index}`, `ok${index}`]);
   const guard = table.columns.flatMap((column, index) => [
     `t.${quoteIdent(column.column)} IS NOT DISTINCT FROM v.ov${index}`,
-    `t.${quoteIdent(column.keyIdColumn)} IS NOT DISTINCT FROM v.ok${index}`,
+    ...(column.keyIdColumn === undefined ? [] : [`t.${quoteIdent(column.keyIdColumn)} IS NOT DISTINCT FROM v.ok${index}`]),
   ]);
   return batchUpdateSql(table, guardAliases, guard, [...rowKeys, ...expected, ...next]);
 }
@@ -115,12 +118,14 @@ export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): Sql
   }
   const values: unknown[] = [...rowKeys];
   const set = table.columns.flatMap((column) => {
-    const keyId = `t.${quoteIdent(column.keyIdColumn)}`;
+    // ops/delete.ts refuses the clear policy for a column whose key id is inside the value.
+    const keyIdColumn = keyIdColumnOf(column);
+    const keyId = `t.${quoteIdent(keyIdColumn)}`;
     values.push(column.clearTo);
     const clearParam = `$${values.length}::text`;
     return [
       `${quoteIdent(column.column)} = CASE WHEN ${isPlaintextKeyId(keyId)} THEN t.${quoteIdent(column.column)} ELSE ${clearParam} END`,
-      `${quoteIdent(column.keyIdColumn)} = CASE WHEN ${isPlaintextKeyId(keyId)} THEN ${keyId} ELSE NULL END`,
+      `${quoteIdent(keyIdColumn)} = CASE WHEN ${isPlaintextKeyId(keyId)} THEN ${keyId} ELSE NULL END`,
     ];
   });
   for (const timestampColumn of table.deletePolicy.setTimestampColumns) set.push(`${quoteIdent(timestampColumn)} = CURRENT_TIMESTAMP`);
@@ -134,12 +139,12 @@ export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): Sql
  * The census is a bare grouped count, the cheapest scan there is; the plaintext breakdown below
  * costs a second scan and is only taken when the count found plaintext rows.
  */
-export function censusByKeySql(table: EncryptedTable, column: { keyIdColumn: string }): SqlStatement {
-  const keyId = `t.${quoteIdent(column.keyIdColumn)}`;
+export function censusByKeySql(table: EncryptedTable, column: EncryptedColumn): SqlStatement {
+  const keyId = `t.${quoteIdent(keyIdColumnOf(column))}`;
   return { text: `SELECT ${keyId} AS key_id, count(*) AS rows FROM ${qualifiedTable(table)} AS t GROUP BY 1`, values: [] };
 }
 
-export function censusSql(table: EncryptedTable, column: { column: string; keyIdColumn: string }): SqlStatement {
+export function censusSql(table: EncryptedTable, column: EncryptedColumn): SqlStatement {
   const value = `t.${quoteIdent(column.column)}`;
   const trimmed = `btrim(${value}, ${ASCII_WHITESPACE})`;
   const text =
@@ -148,6 +153,6 @@ export function censusSql(table: EncryptedTable, column: { column: string; keyId
     `count(*) FILTER (WHERE ${value} = '') AS empties, ` +
     `count(*) FILTER (WHERE ${trimmed} = '') AS blanks, ` +
     `count(*) FILTER (WHERE ${trimmed} = '{}') AS empty_objects ` +
-    `FROM ${qualifiedTable(table)} AS t WHERE ${isPlaintextKeyId(`t.${quoteIdent(column.keyIdColumn)}`)}`;
+    `FROM ${qualifiedTable(table)} AS t WHERE ${isPlaintextKeyId(`t.${quoteIdent(keyIdColumnOf(column))}`)}`;
   return { text, values: [] };
 }

@@ -1,4 +1,7 @@
-import type { CensusGroup, DatabaseReader } from "../db/dialect.js";
+import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
+import type { CensusGroup, DatabaseReader, RowKey } from "../db/dialect.js";
+import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
+import { isPlaintextField, readCells } from "./cells.js";
 import type { EncryptedColumn, EncryptedTable, PlaintextRule, SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 
@@ -16,14 +19,56 @@ export interface Census {
   columns: ColumnCensus[];
 }
 
+/** Rows per read when a census has to read values (key ids inside them). */
+const CENSUS_SCAN_BATCH = 1000;
+
 export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan): Promise<Census> {
   const columns: ColumnCensus[] = [];
   for (const table of plan.tables) {
-    for (const column of table.columns) {
-      columns.push(summarize(table, column, await dialect.census(table, column)));
+    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await scanCensus(dialect, plan.scheme, table) : undefined;
+    for (const [index, column] of table.columns.entries()) {
+      const groups = column.keyIdColumn === undefined ? (scanned?.[index] ?? []) : await dialect.census(table, column);
+      columns.push(summarize(table, column, groups));
     }
   }
   return { columns };
+}
+
+/**
+ * The census of columns whose key ids are inside the values, which the database cannot group by:
+ * every row is read once, in keyset batches (memory stays flat), and the scheme names each
+ * value's key. The plaintext counts follow the same rules as the SQL census (plaintext-rule.ts).
+ */
+async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable): Promise<CensusGroup[][]> {
+  const byColumn = table.columns.map(() => ({ keys: new Map<string, number>(), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
+  let after: RowKey | undefined;
+  for (;;) {
+    const rows = await readCells(dialect, scheme, table, { kind: "all" }, after, CENSUS_SCAN_BATCH);
+    for (const row of rows) {
+      row.fields.forEach((field, index) => {
+        const tally = byColumn[index];
+        if (tally === undefined) return;
+        if (!isPlaintextField(field)) {
+          tally.keys.set(field.keyId as string, (tally.keys.get(field.keyId as string) ?? 0) + 1);
+          return;
+        }
+        const plaintext = tally.plaintext;
+        plaintext.rows++;
+        if (field.value === null) plaintext.nulls++;
+        else {
+          if (field.value === "") plaintext.empties++;
+          if (isBlank(field.value)) plaintext.blanks++;
+          if (isEmptyObject(field.value)) plaintext.emptyObjects++;
+        }
+      });
+    }
+    if (rows.length < CENSUS_SCAN_BATCH) break;
+    after = rows[rows.length - 1]?.rowKey;
+  }
+  return byColumn.map(({ keys, plaintext }) => [
+    ...[...keys].map(([keyId, rows]) => ({ keyId, rows, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 })),
+    ...(plaintext.rows > 0 ? [{ keyId: null, ...plaintext }] : []),
+  ]);
 }
 
 function summarize(table: EncryptedTable, column: EncryptedColumn, groups: CensusGroup[]): ColumnCensus {

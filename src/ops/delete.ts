@@ -3,6 +3,7 @@ import { takeCensus, type Census } from "./census.js";
 import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
 import { withWritePreparation, type Session } from "./session.js";
 import { executeWriteOperation } from "./write-operation.js";
+import { DbcryptError } from "../errors.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 
@@ -15,6 +16,7 @@ export async function deleteEncrypted(session: Session, request: WriteRequest): 
   const startedAt = Date.now();
   const { dialect } = session;
   return withWritePreparation(session, "delete", request.dryRun, async ({ schema, keys }) => {
+    refuseClearWithoutKeyIdColumn(schema);
     const census = await takeCensus(dialect, schema);
     const plan = deletePlan(dialect.target, schema, census, keys);
     return await executeWriteOperation(dialect, request, {
@@ -39,4 +41,17 @@ function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: Ke
   const keyActions = keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [`revoke key ${row.activeKeyDigest}`]));
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
   return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+}
+
+/**
+ * Clearing a value is decided per column in SQL by its key id; where the scheme keeps the key id
+ * inside the value, the database cannot tell which values to clear, so only delete-row is offered.
+ */
+function refuseClearWithoutKeyIdColumn(schema: SchemaPlan): void {
+  const tables = schema.tables.filter((table) => table.deletePolicy.action === "clear" && table.columns.some((column) => column.keyIdColumn === undefined));
+  if (tables.length === 0) return;
+  throw new DbcryptError("bad_config", `delete cannot clear values whose key id is inside the value (scheme "${schema.scheme.name}"): ${tables.map((table) => tableLabel(table.ref)).join(", ")}`, {
+    hint: 'set "deletePolicy": "delete-row" for these tables in the config file',
+    subject: { tables: tables.map((table) => tableLabel(table.ref)) },
+  });
 }

@@ -3,11 +3,8 @@ import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
 import type { BatchRow, StoredField } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { staysPlaintext } from "../schema/plaintext-rule.js";
+import { isPlaintextField } from "./cells.js";
 import type { RowPlan } from "./runner.js";
-
-function isPlaintext(field: StoredField): boolean {
-  return field.keyId === null || field.keyId === "";
-}
 
 type FieldPlan = { ok: true; field: StoredField; changed: boolean } | { ok: false; reason: string };
 
@@ -42,7 +39,7 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
 export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring) {
   return (row: BatchRow, table: EncryptedTable): RowPlan =>
     planRow(row, table, (field, index) => {
-      if (isPlaintext(field)) {
+      if (isPlaintextField(field)) {
         const rule = table.columns[index]?.keepPlaintext ?? "never";
         if (staysPlaintext(rule, field.value)) return { ok: true, field, changed: false };
         return { ok: true, field: { value: newKey.seal(field.value as string), keyId: newKey.id }, changed: true };
@@ -58,7 +55,7 @@ export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring) {
 export function decryptRowPlanner(keyring: Keyring) {
   return (row: BatchRow, table: EncryptedTable): RowPlan =>
     planRow(row, table, (field) => {
-      if (isPlaintext(field)) return { ok: true, field, changed: false };
+      if (isPlaintextField(field)) return { ok: true, field, changed: false };
       const opened = openField(keyring, field);
       if (!opened.ok) return opened;
       const text = opened.plaintext.toString("utf8");

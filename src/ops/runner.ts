@@ -7,6 +7,8 @@ import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batc
 import { Pacer, type PacingOptions } from "./pacing.js";
 import { createPlanner, type BatchPlanner } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
+import { isPlaintextField, readCells } from "./cells.js";
+import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 
 /**
  * The one batch loop every write operation shares: keyset pagination over the row key, one short
@@ -28,6 +30,8 @@ export type BatchAction =
   | { kind: "delete" };
 
 export interface RunOptions {
+  /** How the cells are stored: where a key id comes from when the table has no key-id column. */
+  scheme: ValueScheme;
   batchSize: number;
   filter: BatchFilter;
   action: BatchAction;
@@ -190,7 +194,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       while (!readAll && queue.length < depth) {
         const limit = batchSize;
         const cursorBefore = readCursor;
-        const rows = await dialect.readBatch(table, options.filter, cursorBefore, limit);
+        const rows = await readCells(dialect, options.scheme, table, options.filter, cursorBefore, limit);
         if (rows.length < limit) readAll = true;
         if (rows.length === 0) break;
         readCursor = lastRowKey(rows);
@@ -296,10 +300,12 @@ async function planBatch(run: RunState, table: EncryptedTable, rows: BatchRow[],
 async function commitBatch(dialect: Dialect, table: EncryptedTable, planned: PlannedBatch, action: BatchAction): Promise<AppliedBatch> {
   const { rows } = planned;
   if (action.kind === "delete") {
-    const changed = await dialect.deleteBatch(table, rows.map((row) => row.rowKey));
-    const encryptedValues = rows.reduce((sum, row) => sum + row.fields.filter((field) => field.keyId !== null && field.keyId !== "").length, 0);
+    // Where the database could not filter (key ids inside the values), plaintext rows came too.
+    const encryptedRows = rows.filter((row) => row.fields.some((field) => !isPlaintextField(field)));
+    const changed = await dialect.deleteBatch(table, encryptedRows.map((row) => row.rowKey));
+    const encryptedValues = encryptedRows.reduce((sum, row) => sum + row.fields.filter((field) => !isPlaintextField(field)).length, 0);
     // Rows that stopped being encrypted between read and delete are not counted.
-    const valuesWritten = changed === rows.length ? encryptedValues : Math.round((encryptedValues * changed) / rows.length);
+    const valuesWritten = changed === encryptedRows.length ? encryptedValues : Math.round((encryptedValues * changed) / Math.max(1, encryptedRows.length));
     return { planned, written: changed, valuesWritten, conflicts: 0 };
   }
   const outcome = await dialect.writeBatch(table, planned.writes);

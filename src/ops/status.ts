@@ -5,6 +5,7 @@ import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
 import { activeKeyProblems } from "./keys-state.js";
+import { isPlaintextField, readCells } from "./cells.js";
 import { openField } from "./row-plans.js";
 import { describeRowKey } from "./runner.js";
 import { loadSchema, type ReadSession } from "./session.js";
@@ -25,7 +26,8 @@ export interface StatusReport {
   keys: (KeyRow & { values: number })[];
   columns: {
     column: string;
-    keyIdColumn: string;
+    /** null when the scheme keeps key ids inside the values. */
+    keyIdColumn: string | null;
     source: string;
     keepPlaintext: string;
     encrypted: Record<string, number>;
@@ -58,7 +60,7 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
     keys: keys.map((row) => ({ ...row, test: "(canary)", values: valuesByKey.get(row.activeKeyDigest ?? row.revokedKeyDigest ?? "") ?? 0 })),
     columns: census.columns.map((column) => ({
       column: column.label,
-      keyIdColumn: column.column.keyIdColumn,
+      keyIdColumn: column.column.keyIdColumn ?? null,
       source: column.column.source,
       keepPlaintext: column.column.keepPlaintext,
       encrypted: Object.fromEntries(column.encryptedByKeyId),
@@ -106,12 +108,12 @@ async function verifyValues(session: ReadSession, schema: SchemaPlan, keyring: K
   for (const table of schema.tables) {
     let after: readonly unknown[] | undefined;
     for (;;) {
-      const rows = await session.dialect.readBatch(table, { kind: "encrypted" }, after, batchSize);
+      const rows = await readCells(session.dialect, schema.scheme, table, { kind: "encrypted" }, after, batchSize);
       if (rows.length === 0) break;
       after = rows[rows.length - 1]?.rowKey;
       for (const row of rows) {
         row.fields.forEach((field, index) => {
-          if (field.keyId === null || field.keyId === "") return;
+          if (isPlaintextField(field)) return;
           values++;
           const column = `${tableLabel(table.ref)}.${table.columns[index]?.column}`;
           const opened = openField(keyring, field);

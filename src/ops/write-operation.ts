@@ -52,6 +52,7 @@ export async function executeWriteOperation(dialect: Dialect, request: WriteRequ
     request.emit({ type: "retry", table: dialect.keysTable, attempt, error: `${what}: ${error.message}`, delayMs, nextBatchSize: request.batchSize }));
   const keysInserted = await spec.beforeWrites(keysWriter);
   const outcome = await runBatches(dialect, spec.schema.tables, {
+    scheme: spec.schema.scheme,
     batchSize: request.batchSize,
     filter: spec.filter,
     action: spec.action,

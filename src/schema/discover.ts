@@ -24,6 +24,13 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   const byLabel = new Map(catalog.map((table) => [tableLabel(table), table]));
   checkConfigNamesExist(config, byLabel);
   const preset = choosePreset(catalog, config);
+  const scheme = config.scheme === undefined ? DEFAULT_SCHEME : schemeNamed(config.scheme);
+  if (scheme.keyIdSource === "trial" || (scheme.keyIdSource !== "column" && scheme.keyIdOfCell === undefined)) {
+    throw new DbcryptError("bad_config", `value scheme "${scheme.name}" finds a value's key by trial decryption, which dbcrypt does not support yet`, {
+      hint: "choose a scheme whose key ids are stored, or wait for trial-decryption support",
+    });
+  }
+  const keyIdsInValues = scheme.keyIdSource !== "column";
   const tables: EncryptedTable[] = [];
   const refused: RefusedTable[] = [];
   for (const table of catalog) {
@@ -32,7 +39,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
     const tableConfig = config.tables?.[label] ?? config.tables?.[table.name];
     if (tableConfig?.exclude) continue;
     const presetRules = preset === "coder" ? CODER_PRESET[table.name] : undefined;
-    const columns = encryptedColumnsOf(table, tableConfig, presetRules);
+    const columns = encryptedColumnsOf(table, tableConfig, presetRules, keyIdsInValues);
     const unmapped = unmappedForeignKeys(table, columns, tableConfig);
     if (unmapped.length > 0) {
       // A key-id column dbcrypt cannot pair with its data would block every revoke later, after
@@ -67,7 +74,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       deletePolicy: deletePolicyOf(table, tableConfig, presetRules),
     });
   }
-  return { tables, refused, preset, scheme: config.scheme === undefined ? DEFAULT_SCHEME : schemeNamed(config.scheme) };
+  return { tables, refused, preset, scheme };
 }
 
 /** Foreign-key columns to the keys table that no encrypted column uses and the config did not exclude. */
@@ -91,10 +98,11 @@ function encryptedColumnsOf(
   table: CatalogTable,
   tableConfig: TableConfig | undefined,
   presetRules: PresetTableRules | undefined,
+  keyIdsInValues: boolean,
 ): EncryptedColumn[] {
   const found = new Map<string, EncryptedColumn>();
   const columnByName = new Map(table.columns.map((column) => [column.name, column]));
-  const add = (dataColumn: CatalogColumn, keyIdColumn: string, source: EncryptedColumn["source"]) => {
+  const add = (dataColumn: CatalogColumn, keyIdColumn: string | undefined, source: EncryptedColumn["source"]) => {
     const presetClear = presetRules?.clearTo && dataColumn.name in presetRules.clearTo ? (presetRules.clearTo[dataColumn.name] ?? null) : undefined;
     found.set(dataColumn.name, {
       column: dataColumn.name,
@@ -125,8 +133,9 @@ function encryptedColumnsOf(
       found.delete(columnName);
       continue;
     }
-    const keyIdColumn = columnConfig.keyIdColumn ?? found.get(columnName)?.keyIdColumn ?? `${columnName}${KEY_ID_SUFFIX}`;
-    requireColumn(table, keyIdColumn, "config");
+    // A scheme that keeps key ids inside the values has no key-id column to find or require.
+    const keyIdColumn = keyIdsInValues ? undefined : (columnConfig.keyIdColumn ?? found.get(columnName)?.keyIdColumn ?? `${columnName}${KEY_ID_SUFFIX}`);
+    if (keyIdColumn !== undefined) requireColumn(table, keyIdColumn, "config");
     if (!found.has(columnName)) add(dataColumn, keyIdColumn, "config");
     const column = found.get(columnName) as EncryptedColumn;
     column.keyIdColumn = keyIdColumn;

@@ -42,12 +42,23 @@ export type PlaintextRule = "never" | "empty" | "blank" | "blank-or-empty-object
 
 export interface EncryptedColumn {
   column: string;
-  keyIdColumn: string;
+  /**
+   * The sibling column holding each value's key id, for schemes whose key ids live in a column
+   * (Coder). undefined when the scheme keeps the key id inside the value (or stores none): the
+   * database then cannot tell ciphertext from plaintext, and ops ask the scheme, row by row.
+   */
+  keyIdColumn: string | undefined;
   keepPlaintext: PlaintextRule;
   /** What `delete` writes in place of an encrypted value when the table's policy is "clear". */
   clearTo: string | null;
   /** Where dbcrypt learned about this column. */
   source: "foreign-key" | "naming-rule" | "config";
+}
+
+/** The key-id column of a column that has one; census and clear SQL exist only for those. */
+export function keyIdColumnOf(column: { column: string; keyIdColumn: string | undefined }): string {
+  if (column.keyIdColumn === undefined) throw new Error(`${column.column} has no key-id column; its census is taken by reading its values`);
+  return column.keyIdColumn;
 }
 
 export type DeletePolicy =

@@ -11,6 +11,10 @@ export function isBlank(value: string): boolean {
   return ASCII_WHITESPACE.test(value);
 }
 
+export function isEmptyObject(value: string): boolean {
+  return EMPTY_OBJECT.test(value);
+}
+
 export function staysPlaintext(rule: PlaintextRule, value: string | null): boolean {
   if (value === null) return true;
   switch (rule) {
@@ -21,6 +25,6 @@ export function staysPlaintext(rule: PlaintextRule, value: string | null): boole
     case "blank":
       return isBlank(value);
     case "blank-or-empty-object":
-      return isBlank(value) || EMPTY_OBJECT.test(value);
+      return isBlank(value) || isEmptyObject(value);
   }
 }

@@ -511,3 +511,38 @@ describe("PostgreSQL compare-and-swap on the row version", () => {
     expect(statement.values).toEqual([["u1"], ["github"], ["123"], ["ct"], ["abc1234"]]);
   });
 });
+
+/** A scheme that keeps key ids inside the values: the column has no key-id column. */
+const notesInValue: EncryptedTable = {
+  ref: { schema: "public", name: "notes" },
+  rowKey: ["id"],
+  rowKeyTypes: ["integer"],
+  columns: [column("secret", { keyIdColumn: undefined })],
+  deletePolicy: { action: "delete-row" },
+};
+
+describe("builders for a column whose key id is inside the value", () => {
+  it("PostgreSQL reads every non-NULL value as a candidate, with a NULL key id and no key parameter", () => {
+    const statement = selectBatchSql(notesInValue, { kind: "not-under-key", keyId: "abc1234" }, undefined, 10);
+    expect(statement.text).toBe('SELECT t."id"::text, t."secret", NULL::text, t.xmin::text FROM "public"."notes" AS t WHERE ((t."secret" IS NOT NULL)) ORDER BY t."id" LIMIT $1');
+    expect(statement.values).toEqual([10]);
+    expect(selectBatchSql(notesInValue, { kind: "all" }, undefined, 10).text).toContain("WHERE (TRUE)");
+  });
+
+  it("PostgreSQL writes and compares the value alone", () => {
+    const statement = updateBatchSql(notesInValue, [["1"]], [["old"], [null]], [["new"], ["abc1234"]]);
+    expect(statement.text).toContain('SET "secret" = v.nv0 FROM');
+    expect(statement.text).toContain('t."secret" IS NOT DISTINCT FROM v.ov0');
+    expect(statement.text).not.toContain("key_id");
+  });
+
+  it("SQLite reads, writes and compares the value alone", () => {
+    expect(selectBatchSqlite(notesInValue, { kind: "encrypted" }, false)).toBe('SELECT "id", "secret", NULL FROM "notes" WHERE (("secret" IS NOT NULL)) ORDER BY "id" LIMIT :limit');
+    expect(updateRowSqlite(notesInValue)).toBe('UPDATE "notes" SET "secret" = :nv0 WHERE "id" = :k0 AND "secret" IS :ov0');
+  });
+
+  it("has no census or clear SQL: those need a key-id column", () => {
+    expect(() => censusByKeySql(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
+    expect(() => censusSqlite(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
+  });
+});
