@@ -20,9 +20,6 @@ export type ErrorCode =
   | "canary_failed"
   | "key_revoked"
   | "key_in_use"
-  | "check_failed"
-  | "undecryptable_rows"
-  | "stopped"
   | "lock_held"
   | "internal";
 

@@ -5,10 +5,10 @@ import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operat
 import { openSession, type ReadSession, type Session, type SessionLimits } from "../ops/session.js";
 import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
-import { EVENT_SCHEMA_VERSION } from "../report/events.js";
+import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
 import { urlWithoutPassword } from "../db/target.js";
 import { describeKeyReference } from "../key-sources/registry.js";
-import type { EmitEvent } from "../report/events.js";
+import type { EmitEvent } from "../ops/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
 import { confirmStep } from "./interaction.js";

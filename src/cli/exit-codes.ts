@@ -50,9 +50,6 @@ const EXIT_CODE_BY_ERROR: Record<ErrorCode, ExitCode> = {
   canary_failed: ExitCode.refused,
   key_revoked: ExitCode.refused,
   key_in_use: ExitCode.refused,
-  check_failed: ExitCode.refused,
-  undecryptable_rows: ExitCode.refused,
-  stopped: ExitCode.stopped,
   lock_held: ExitCode.locked,
   internal: ExitCode.failure,
 };

@@ -5,7 +5,7 @@ import { DbcryptError } from "../errors.js";
 import type { EncryptedTable } from "../schema/model.js";
 import type { PlanRequest } from "./crypto-worker.js";
 import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
-import type { RowPlan } from "./runner.js";
+import type { RowPlan } from "./row-plans.js";
 
 /**
  * Computes the row plans (the crypto) of a batch, either on the main thread or on a pool of worker

@@ -1,4 +1,4 @@
-import type { EmitEvent } from "../report/events.js";
+import type { EmitEvent } from "./events.js";
 import type { PacingOptions } from "./pacing.js";
 import type { RunOutcome, TableOutcome } from "./runner.js";
 

@@ -1,5 +1,5 @@
 import type { Dialect } from "../db/dialect.js";
-import type { EmitEvent } from "../report/events.js";
+import type { EmitEvent } from "./events.js";
 
 /**
  * Keeps a run gentle on a live database: a fixed pause between batches, a ceiling on values per

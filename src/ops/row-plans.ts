@@ -4,7 +4,17 @@ import type { BatchRow, StoredField } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { staysPlaintext } from "../schema/plaintext-rule.js";
 import { isPlaintextField } from "./cells.js";
-import type { RowPlan } from "./runner.js";
+
+
+/** Why a row was left alone: the column and key id, and words safe to print (never the value). */
+export interface RowFailure {
+  column: string;
+  keyId: string | null;
+  reason: string;
+}
+
+/** `changedValues` counts the fields the write changes: progress is measured in values, like the plan. */
+export type RowPlan = { kind: "write"; next: StoredField[]; changedValues: number } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
 
 type FieldPlan = { ok: true; field: StoredField; changed: boolean } | { ok: false; reason: string };
 

@@ -5,7 +5,7 @@ import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { BatchRow } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { decryptRowPlanner, rotateRowPlanner } from "./row-plans.js";
-import type { RowPlan } from "./runner.js";
+import type { RowPlan } from "./row-plans.js";
 
 /**
  * What a rewrite does to each row, as data rather than a closure, so the same transform can be

@@ -1,5 +1,5 @@
 import type { BatchFilter, BatchRow, Dialect, RowKey, RowWrite } from "../db/dialect.js";
-import type { EmitEvent } from "../report/events.js";
+import type { EmitEvent } from "./events.js";
 import type { EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { DbcryptError } from "../errors.js";
@@ -9,6 +9,7 @@ import { createPlanner, type BatchPlanner } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
 import { isPlaintextField, readCells } from "./cells.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
+import type { RowFailure, RowPlan } from "./row-plans.js";
 
 /**
  * The one batch loop every write operation shares: keyset pagination over the row key, one short
@@ -16,15 +17,6 @@ import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
  * boundary, progress events. Operations differ only in the BatchAction they hand it. Nothing is
  * held across batches, so memory stays flat whatever the table size.
  */
-export interface RowFailure {
-  column: string;
-  keyId: string | null;
-  reason: string;
-}
-
-/** `changedValues` counts the fields the write changes: progress is measured in values, like the plan. */
-export type RowPlan = { kind: "write"; next: RowWrite["next"]; changedValues: number } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
-
 export type BatchAction =
   | { kind: "rewrite"; transform: RowTransformSpec }
   | { kind: "delete" };

@@ -1,9 +1,9 @@
 import cliProgress from "cli-progress";
-import type { DbcryptEvent, EmitEvent } from "./events.js";
+import type { DbcryptEvent, EmitEvent } from "../ops/events.js";
 
 export interface ProgressOptions {
   mode: "bar" | "lines" | "silent";
-  /** Seconds between plain lines off a TTY. */
+  /** Milliseconds between plain lines off a TTY (0: a line for every batch). */
   lineIntervalMs: number;
 }
 
@@ -70,9 +70,6 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
         return;
       case "key-kept":
         say(`kept key ${event.keyId}: ${event.reason}`);
-        return;
-      case "notice":
-        say(event.message);
         return;
       case "throttle":
         say(`paused: ${event.reason}`);

@@ -25,7 +25,6 @@ describe("exit codes (docs/exit-codes.md)", () => {
     ["database_unreachable", 1],
     ["unknown_key", 3],
     ["lock_held", 5],
-    ["stopped", 4],
     ["internal", 1],
   ] as const)("error %s exits %i", (code, exitCode) => {
     expect(exitCodeForError(new DbcryptError(code, "x"))).toBe(exitCode);

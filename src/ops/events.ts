@@ -5,7 +5,7 @@
  */
 export const EVENT_SCHEMA_VERSION = 1;
 
-export type StopReason = "done" | "deadline" | "signal" | "error" | "lock-held";
+export type StopReason = "done" | "deadline" | "signal";
 
 export type DbcryptEvent =
   | { type: "start"; command: string; target: string; dryRun: boolean; tables: { table: string; rows: number }[]; totalRows: number }
@@ -20,7 +20,6 @@ export type DbcryptEvent =
   | { type: "table-done"; table: string; written: number; conflicts: number; undecryptable: number }
   | { type: "key-revoked"; keyId: string }
   | { type: "key-kept"; keyId: string; reason: string }
-  | { type: "notice"; message: string }
   | { type: "stop"; reason: StopReason; message: string };
 
 export type EmitEvent = (event: DbcryptEvent) => void;
