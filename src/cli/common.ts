@@ -3,6 +3,7 @@ import { DbcryptError } from "../errors.js";
 import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } from "./exit-codes.js";
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type ReadSession, type Session, type SessionLimits } from "../ops/session.js";
+import type { WriteOperation } from "../ops/write-operation.js";
 import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
@@ -134,14 +135,6 @@ export async function withSession<T>(flags: GlobalFlags, command: string, readOn
   }
 }
 
-/**
- * A dry run only reads, so it opens the database read-only: it then works on a read-only SQLite
- * file (or copy), and the database itself guarantees it cannot write.
- */
-export function readOnlyFor(flags: { dryRun?: boolean }): boolean {
-  return Boolean(flags.dryRun);
-}
-
 function sessionLimits(flags: GlobalFlags): SessionLimits {
   const timeouts = flags as GlobalFlags & Partial<TimeoutFlags>;
   return {
@@ -176,7 +169,6 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
     batchSize: flags.batchSize,
     pacing: { sleepMs: flags.sleep, maxValuesPerSecond: flags.maxRowsPerSecond, maxReplicaLagMs: flags.maxReplicaLag },
     cryptoThreads: flags.cryptoThreads,
-    dryRun: Boolean(flags.dryRun),
     emit,
     shouldStop: () => stop.shouldStop(),
     stopReason: () => stop.reason,
@@ -231,16 +223,20 @@ export function continueCommand(argv: readonly string[]): ContinueCommand {
  * confirmation, the session, the summary, and (when an error ends a run part-way) the command to
  * continue with once the cause is fixed.
  */
-export async function runWriteCommand(
+export async function runWriteCommand<Request extends WriteRequest>(
   flags: WriteFlags,
   command: "rotate" | "decrypt" | "delete",
-  operation: (session: Session, request: WriteRequest) => Promise<OperationResult>,
+  operation: WriteOperation<Request>,
+  completeRequest: (request: WriteRequest) => Request,
 ): Promise<CommandOutcome> {
   const stop = new StopController();
   stop.install();
   const { request, close } = writeRequest(flags, command, stop);
   try {
-    const result = await withSession(flags, command, readOnlyFor(flags), (session) => operation(session, request));
+    // A dry run gets a session without write methods (and read-only on the server).
+    const result = flags.dryRun
+      ? await withReadSession(flags, command, (session) => operation.dryRun(session, completeRequest(request)))
+      : await withSession(flags, command, false, (session) => operation.run(session, completeRequest(request)));
     return printResult(flags, result);
   } catch (error) {
     const exitCode = error instanceof DbcryptError ? exitCodeForError(error) : undefined;

@@ -3,10 +3,9 @@ import { Keyring } from "../crypto/keyring.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
-import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
+import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { decryptTransform } from "./row-transform.js";
-import { withWritePreparation, type Session } from "./session.js";
-import { executeWriteOperation } from "./write-operation.js";
+import { writeOperation } from "./write-operation.js";
 
 export interface DecryptRequest extends WriteRequest {
   keys: EncryptionKey[];
@@ -16,15 +15,12 @@ export interface DecryptRequest extends WriteRequest {
  * Turns encryption off: writes plaintext with NULL key ids, then revokes the supplied keys.
  * Unlike Coder's, it inserts no key row and a second run after success is a no-op, not an error.
  */
-export async function decrypt(session: Session, request: DecryptRequest): Promise<OperationResult> {
-  const startedAt = Date.now();
-  const { dialect } = session;
-  return withWritePreparation(session, "decrypt", request.dryRun, async ({ schema, keys }) => {
+export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async (dialect, { schema, keys }, request) => {
     const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
     const census = await takeCensus(dialect, schema);
     assertKeysCoverDatabase(keys, keyring, census, "--keys");
     const plan = decryptPlan(dialect.target, schema.preset, census, keys);
-    return await executeWriteOperation(dialect, request, {
+    return {
       plan,
       schema,
       census,
@@ -33,9 +29,10 @@ export async function decrypt(session: Session, request: DecryptRequest): Promis
       revokeCandidates: activeIds(keys),
       beforeWrites: async () => [],
       continueWith: "dbcrypt decrypt with the same keys",
-    }, startedAt);
-  });
-}
+    };
+});
+
+export const decrypt = decryptOperation.run;
 
 function activeIds(keys: KeyRow[]): string[] {
   return keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest]));

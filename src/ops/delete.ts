@@ -1,8 +1,7 @@
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
-import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
-import { withWritePreparation, type Session } from "./session.js";
-import { executeWriteOperation } from "./write-operation.js";
+import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
+import { writeOperation } from "./write-operation.js";
 import { DbcryptError } from "../errors.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
@@ -12,14 +11,11 @@ import { tableLabel } from "../schema/model.js";
  * clear the value and its key id) to every row holding an encrypted value, then revokes every
  * active key. Needs no keys. Plaintext rows are never touched.
  */
-export async function deleteEncrypted(session: Session, request: WriteRequest): Promise<OperationResult> {
-  const startedAt = Date.now();
-  const { dialect } = session;
-  return withWritePreparation(session, "delete", request.dryRun, async ({ schema, keys }) => {
+export const deleteOperation = writeOperation<WriteRequest>("delete", async (dialect, { schema, keys }) => {
     refuseClearWithoutKeyIdColumn(schema);
     const census = await takeCensus(dialect, schema);
     const plan = deletePlan(dialect.target, schema, census, keys);
-    return await executeWriteOperation(dialect, request, {
+    return {
       plan,
       schema,
       census,
@@ -28,9 +24,10 @@ export async function deleteEncrypted(session: Session, request: WriteRequest): 
       revokeCandidates: keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])),
       beforeWrites: async () => [],
       continueWith: "dbcrypt delete",
-    }, startedAt);
-  });
-}
+    };
+});
+
+export const deleteEncrypted = deleteOperation.run;
 
 function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: KeyRow[]): OperationPlan {
   const lines: PlanLine[] = [];

@@ -1,8 +1,8 @@
 import { DbcryptError } from "../errors.js";
-import type { KeyRow } from "../db/dialect.js";
+import type { DatabaseReader, KeyRow } from "../db/dialect.js";
 import { takeCensus, usageByKeyId } from "./census.js";
 import { KeysTableWriter } from "./keys-writer.js";
-import { loadSchema, requireKeysTable, withWritePreparation, type ReadSession, type Session } from "./session.js";
+import { loadSchema, requireKeysTable, withDryRunPreparation, withWritePreparation, type ReadSession, type Session, type WritePreparation } from "./session.js";
 
 export interface KeyListing {
   keysTable: string;
@@ -26,7 +26,6 @@ export async function listKeys(session: ReadSession): Promise<KeyListing> {
 
 export interface RevokeRequest {
   keyId: string;
-  dryRun: boolean;
   confirm: (summary: string) => Promise<void>;
 }
 
@@ -37,25 +36,33 @@ export type RevokeOutcome = "revoked" | "already-revoked" | "dry-run";
  * refuse too, but only for columns that have them, and with a less useful message.
  */
 export async function revokeKey(session: Session, request: RevokeRequest): Promise<RevokeOutcome> {
-  const { dialect } = session;
-  return withWritePreparation(session, "keys revoke", request.dryRun, async ({ schema, keys }) => {
-    const row = keys.find((candidate) => candidate.activeKeyDigest === request.keyId || candidate.revokedKeyDigest === request.keyId);
-    if (row === undefined) {
-      throw new DbcryptError("usage", `there is no key ${request.keyId} in ${dialect.keysTable}`, { hint: "`dbcrypt keys list` shows the key ids" });
-    }
-    if (row.activeKeyDigest === null) return "already-revoked";
-    const uses = usageByKeyId(await takeCensus(dialect, schema)).get(request.keyId) ?? [];
-    if (uses.length > 0) {
-      throw new DbcryptError("key_in_use", `key ${request.keyId} is still used by ${uses.reduce((sum, use) => sum + use.rows, 0)} value(s)`, {
-        hint: "rotate or decrypt those values first",
-        details: uses.map((use) => `${use.label}: ${use.rows} value(s)`),
-        subject: { keyId: request.keyId, columns: uses.map((use) => use.label) },
-      });
-    }
-    if (request.dryRun) return "dry-run";
+  return withWritePreparation(session, "keys revoke", async (prepared) => {
+    if ((await checkRevocable(session.dialect, prepared, request.keyId)) === "already-revoked") return "already-revoked";
     await request.confirm(`Revoke key ${request.keyId}? A revoked key can never be made active again.`);
-    return (await new KeysTableWriter(dialect).revokeKey(request.keyId)) === "revoked" ? "revoked" : "already-revoked";
+    return (await new KeysTableWriter(session.dialect).revokeKey(request.keyId)) === "revoked" ? "revoked" : "already-revoked";
   });
+}
+
+/** `keys revoke --dry-run`: the same checks, on a session that cannot write. */
+export async function checkRevokeKey(session: ReadSession, keyId: string): Promise<RevokeOutcome> {
+  return withDryRunPreparation(session, async (prepared) => ((await checkRevocable(session.dialect, prepared, keyId)) === "already-revoked" ? "already-revoked" : "dry-run"));
+}
+
+async function checkRevocable(dialect: DatabaseReader, { schema, keys }: WritePreparation, keyId: string): Promise<"revocable" | "already-revoked"> {
+  const row = keys.find((candidate) => candidate.activeKeyDigest === keyId || candidate.revokedKeyDigest === keyId);
+  if (row === undefined) {
+    throw new DbcryptError("usage", `there is no key ${keyId} in ${dialect.keysTable}`, { hint: "`dbcrypt keys list` shows the key ids", subject: { keyId } });
+  }
+  if (row.activeKeyDigest === null) return "already-revoked";
+  const uses = usageByKeyId(await takeCensus(dialect, schema)).get(keyId) ?? [];
+  if (uses.length > 0) {
+    throw new DbcryptError("key_in_use", `key ${keyId} is still used by ${uses.reduce((sum, use) => sum + use.rows, 0)} value(s)`, {
+      hint: "rotate or decrypt those values first",
+      details: uses.map((use) => `${use.label}: ${use.rows} value(s)`),
+      subject: { keyId, columns: uses.map((use) => use.label) },
+    });
+  }
+  return "revocable";
 }
 
 export async function initKeysTable(session: Session): Promise<"created" | "exists"> {

@@ -12,7 +12,6 @@ export interface WriteRequest {
   pacing: PacingOptions;
   /** Worker threads for the crypto of large runs; 0 keeps it on the main thread. */
   cryptoThreads: number;
-  dryRun: boolean;
   emit: EmitEvent;
   shouldStop: () => boolean;
   /** Why shouldStop turned true, for the summary. */

@@ -3,10 +3,9 @@ import { Keyring } from "../crypto/keyring.js";
 import { DbcryptError } from "../errors.js";
 import { takeCensus, type Census } from "./census.js";
 import { assertKeysCoverDatabase } from "./keys-state.js";
-import type { OperationPlan, OperationResult, PlanLine, WriteRequest } from "./operation.js";
+import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { rotateTransform } from "./row-transform.js";
-import { withWritePreparation, type Session } from "./session.js";
-import { executeWriteOperation } from "./write-operation.js";
+import { writeOperation } from "./write-operation.js";
 import type { KeyRow } from "../db/dialect.js";
 
 export interface RotateRequest extends WriteRequest {
@@ -19,10 +18,7 @@ export interface RotateRequest extends WriteRequest {
  * plaintext rule), then revokes the old keys the data no longer uses. Mirrors Coder's
  * `server dbcrypt rotate`, batched and including the tables Coder's CLI misses.
  */
-export async function rotate(session: Session, request: RotateRequest): Promise<OperationResult> {
-  const startedAt = Date.now();
-  const { dialect } = session;
-  return withWritePreparation(session, "rotate", request.dryRun, async ({ schema, keys }) => {
+export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys }, request) => {
     const { scheme } = schema;
     const newKey = request.newKey.toSchemeKey(scheme);
     const keyring = new Keyring(newKey, request.oldKeys.map((key) => key.toSchemeKey(scheme)));
@@ -35,7 +31,7 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
     const census = await takeCensus(dialect, schema);
     assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
     const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id);
-    return await executeWriteOperation(dialect, request, {
+    return {
       plan,
       schema,
       census,
@@ -49,9 +45,10 @@ export async function rotate(session: Session, request: RotateRequest): Promise<
         return [newKey.id];
       },
       continueWith: "dbcrypt rotate with the same keys",
-    }, startedAt);
-  });
-}
+    };
+});
+
+export const rotate = rotateOperation.run;
 
 function activeIdsExcept(keys: KeyRow[], keep: string): string[] {
   return keys.flatMap((row) => (row.activeKeyDigest !== null && row.activeKeyDigest !== keep ? [row.activeKeyDigest] : []));

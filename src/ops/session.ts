@@ -81,18 +81,28 @@ export interface WritePreparation {
 
 /**
  * The preamble every writing command shares: the keys table exists, every encrypted table can be
- * walked, and the run lock is held (dry runs take none: they write nothing) before the keys table
- * is read, so what the checks see cannot be changed by another dbcrypt run.
+ * walked, and the run lock is held before the keys table is read, so what the checks see cannot
+ * be changed by another dbcrypt run.
  */
-export async function withWritePreparation<T>(session: Session, command: string, dryRun: boolean, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
-  const { dialect } = session;
-  await requireKeysTable(dialect);
+export async function withWritePreparation<T>(session: Session, command: string, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
+  const schema = await checkedSchema(session);
+  const lock = await session.dialect.acquireRunLock(command);
+  try {
+    return await body({ schema, keys: await session.dialect.readKeys() });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The same preamble for a dry run: no lock (it writes nothing), on a session that cannot write. */
+export async function withDryRunPreparation<T>(session: ReadSession, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
+  const schema = await checkedSchema(session);
+  return body({ schema, keys: await session.dialect.readKeys() });
+}
+
+async function checkedSchema(session: ReadSession): Promise<SchemaPlan> {
+  await requireKeysTable(session.dialect);
   const schema = await loadSchema(session);
   assertNoRefusedTables(schema);
-  const lock = dryRun ? undefined : await dialect.acquireRunLock(command);
-  try {
-    return await body({ schema, keys: await dialect.readKeys() });
-  } finally {
-    await lock?.release();
-  }
+  return schema;
 }

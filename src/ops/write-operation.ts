@@ -1,4 +1,5 @@
-import type { BatchFilter, Dialect } from "../db/dialect.js";
+import type { BatchFilter, DatabaseReader, Dialect } from "../db/dialect.js";
+import { withDryRunPreparation, withWritePreparation, type ReadSession, type Session, type WritePreparation } from "./session.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, rowsUnderKey, type Census } from "./census.js";
@@ -21,17 +22,43 @@ export interface WriteOperationSpec {
   action: BatchAction;
   /** Active keys to revoke once no value uses them. */
   revokeCandidates: string[];
-  /** Runs after confirmation and before the first data write. */
-  /** Runs once before the first batch (rotate inserts its key row here); returns key ids inserted. */
+  /** Runs once, after confirmation and before the first batch (rotate inserts its key row here); returns key ids inserted. */
   beforeWrites: (keysWriter: KeysTableWriter) => Promise<string[]>;
   continueWith: string;
 }
 
 export const MAX_CONFLICT_PASSES = 3;
 
-export async function executeWriteOperation(dialect: Dialect, request: WriteRequest, spec: WriteOperationSpec, startedAt: number): Promise<OperationResult> {
+/**
+ * Builds a write operation's spec (census, preflight checks, plan) from what it may read. It gets
+ * a reader only, so the same code serves the dry run, which must not write.
+ */
+export type SpecBuilder<Request> = (reader: DatabaseReader, prepared: WritePreparation, request: Request) => Promise<WriteOperationSpec>;
+
+export interface WriteOperation<Request extends WriteRequest> {
+  run(session: Session, request: Request): Promise<OperationResult>;
+  /** Preflight and plan only, on a session that has no write methods. */
+  dryRun(session: ReadSession, request: Request): Promise<OperationResult>;
+}
+
+export function writeOperation<Request extends WriteRequest>(command: string, build: SpecBuilder<Request>): WriteOperation<Request> {
+  return {
+    run: (session, request) => {
+      const startedAt = Date.now();
+      return withWritePreparation(session, command, async (prepared) => executeWriteOperation(session.dialect, request, await build(session.dialect, prepared, request), startedAt));
+    },
+    dryRun: (session, request) => {
+      const startedAt = Date.now();
+      return withDryRunPreparation(session, async (prepared) => {
+        const { plan } = await build(session.dialect, prepared, request);
+        return emptyResult(plan.command, plan, "dry-run", startedAt);
+      });
+    },
+  };
+}
+
+async function executeWriteOperation(dialect: Dialect, request: WriteRequest, spec: WriteOperationSpec, startedAt: number): Promise<OperationResult> {
   const { plan } = spec;
-  if (request.dryRun) return emptyResult(plan.command, plan, "dry-run", startedAt);
   if (plan.nothingToDo) return emptyResult(plan.command, plan, "nothing-to-do", startedAt);
   await request.confirm(plan);
   // A signal during the census or the prompt stops here, before the key row or any value is written.

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { decrypt } from "../../ops/decrypt.js";
+import { decryptOperation } from "../../ops/decrypt.js";
 import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
 import type { CommandOutcome } from "../exit-codes.js";
@@ -19,7 +19,7 @@ export function registerDecrypt(program: Command, run: (body: () => Promise<Comm
     run(async () => {
       const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
       requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
-      return runWriteCommand(flags, "decrypt", (session, request) => decrypt(session, { ...request, keys }));
+      return runWriteCommand(flags, "decrypt", decryptOperation, (request) => ({ ...request, keys }));
     }),
   );
 }

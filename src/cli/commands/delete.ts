@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { deleteEncrypted } from "../../ops/delete.js";
+import { deleteOperation } from "../../ops/delete.js";
 import { addWriteOptions, runWriteCommand, type WriteFlags } from "../common.js";
 import type { CommandOutcome } from "../exit-codes.js";
 
@@ -11,7 +11,7 @@ export function registerDelete(program: Command, run: (body: () => Promise<Comma
       .description("disaster recovery for a lost key: delete or clear every encrypted value, then revoke all keys"),
   ).action((flags: WriteFlags) =>
     run(async () => {
-      return runWriteCommand(flags, "delete", (session, request) => deleteEncrypted(session, request));
+      return runWriteCommand(flags, "delete", deleteOperation, (request) => request);
     }),
   );
 }

@@ -2,9 +2,9 @@ import type { Command } from "commander";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
 import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
-import { initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
+import { checkRevokeKey, initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
-import { addGlobalOptions, note, readOnlyFor, withReadSession, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { addGlobalOptions, note, withReadSession, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
 import { resolveKeyReference } from "../../key-sources/registry.js";
 import { DONE, type CommandOutcome } from "../exit-codes.js";
@@ -55,13 +55,11 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
     .action((keyId: string, flags: GlobalFlags & { yes?: boolean; dryRun?: boolean }) =>
       run(async () => {
         if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", "keys revoke takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys list` shows the ids" });
-        const outcome = await withSession(flags, "keys revoke", readOnlyFor(flags), (session) =>
-          revokeKey(session, {
-            keyId,
-            dryRun: Boolean(flags.dryRun),
-            confirm: (question) => confirmStep(question, { yes: Boolean(flags.yes), command: "keys revoke", severe: false }),
-          }),
-        );
+        const outcome = flags.dryRun
+          ? await withReadSession(flags, "keys revoke", (session) => checkRevokeKey(session, keyId))
+          : await withSession(flags, "keys revoke", false, (session) =>
+              revokeKey(session, { keyId, confirm: (question) => confirmStep(question, { yes: Boolean(flags.yes), command: "keys revoke", severe: false }) }),
+            );
         const messages = { "revoked": `revoked key ${keyId}`, "already-revoked": `key ${keyId} was already revoked; nothing to do`, "dry-run": `key ${keyId} is unused and can be revoked (dry run, nothing written)` };
         writeStdout(flags.json ? JSON.stringify({ version: 1, keyId, outcome }) : messages[outcome]);
         return DONE;

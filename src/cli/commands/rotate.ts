@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DbcryptError } from "../../errors.js";
-import { rotate } from "../../ops/rotate.js";
+import { rotateOperation } from "../../ops/rotate.js";
 import { addWriteOptions, requireValue, runWriteCommand, type WriteFlags } from "../common.js";
 import { fromFlagOrEnv, parseKeyList, parseSingleKey } from "../key-input.js";
 import type { CommandOutcome } from "../exit-codes.js";
@@ -23,7 +23,7 @@ export function registerRotate(program: Command, run: (body: () => Promise<Comma
       const oldKeys = await parseKeyList(fromFlagOrEnv(flags.oldKeys, "DBCRYPT_OLD_KEYS"), "--old-keys");
       const repeated = oldKeys.findIndex((key) => key.id === newKey.id);
       if (repeated >= 0) throw new DbcryptError("bad_key", `--old-keys key ${repeated + 1} is the same as the new key`, { hint: "list the new key only in --new-key" });
-      return runWriteCommand(flags, "rotate", (session, request) => rotate(session, { ...request, newKey, oldKeys }));
+      return runWriteCommand(flags, "rotate", rotateOperation, (request) => ({ ...request, newKey, oldKeys }));
     }),
   );
 }
