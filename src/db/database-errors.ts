@@ -62,12 +62,15 @@ export function toDbcryptError(error: unknown, doing: string, subject: ErrorSubj
   return new DbcryptError("database_error", `${doing}: ${message}${codeText}`, { cause: error, retryable: normalized.retryable, subject: fullSubject });
 }
 
-/** SQLSTATEs are five characters of digits and capitals; SQLite's codes start with SQLITE_. */
+/**
+ * SQLSTATEs are five digits and capitals with at least one digit (Node's errno codes, such as
+ * EPIPE, have none); SQLite's codes start with SQLITE_.
+ */
 export function withDriverFields(subject: ErrorSubject, normalized: NormalizedDatabaseError): ErrorSubject {
   const code = normalized.code;
   return {
     ...subject,
-    ...(code !== undefined && /^[0-9A-Z]{5}$/.test(code) ? { sqlstate: code } : {}),
+    ...(code !== undefined && /^(?=.*[0-9])[0-9A-Z]{5}$/.test(code) ? { sqlstate: code } : {}),
     ...(code?.startsWith("SQLITE_") ? { sqliteCode: code } : {}),
     ...(normalized.constraint !== undefined ? { constraint: normalized.constraint } : {}),
     ...(subject.table === undefined && normalized.table !== undefined ? { table: normalized.table } : {}),

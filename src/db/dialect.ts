@@ -101,7 +101,11 @@ export interface Dialect extends DatabaseReader {
   /** Coder's swap update. Throws key_in_use when a foreign key still references the key. */
   revokeKey(keyId: string): Promise<"revoked" | "not-active">;
   writeBatch(table: EncryptedTable, writes: RowWrite[]): Promise<WriteOutcome>;
-  /** Applies the table's delete policy to rows that still hold an encrypted value. */
-  deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number>;
+  /**
+   * Applies the table's delete policy to rows that still hold an encrypted value. Where a column
+   * keeps its key id inside the value, the database cannot tell that by itself, so such a row is
+   * deleted only if it is still exactly as read (its version, or its values).
+   */
+  deleteBatch(table: EncryptedTable, rows: BatchRow[]): Promise<number>;
   acquireRunLock(command: string): Promise<RunLock>;
 }

@@ -105,18 +105,25 @@ export function updateBatchByVersionSql(table: EncryptedTable, rowKeys: unknown[
   return batchUpdateSql(table, ["ver"], ["t.xmin = v.ver::xid"], [...rowKeys, versions, ...next]);
 }
 
-export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][]): SqlStatement {
-  const keyAliases = table.rowKey.map((_, index) => `k${index}`);
-  const from = `unnest(${keyAliases.map((_, index) => `$${index + 1}::text[]`).join(", ")}) AS v(${keyAliases.join(", ")})`;
-  const match = table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`);
+/**
+ * `versions` (the xmin of each row as read) is required when a column keeps its key id inside the
+ * value: the database cannot re-check "still encrypted" there, so the row must be unchanged.
+ */
+export function deleteBatchSql(table: EncryptedTable, rowKeys: unknown[][], versions?: unknown[]): SqlStatement {
+  const unchanged = table.columns.some((column) => column.keyIdColumn === undefined);
+  if (unchanged && versions === undefined) throw new Error(`deleting from ${table.ref.name} needs the row versions`);
+  const aliases = [...table.rowKey.map((_, index) => `k${index}`), ...(unchanged ? ["ver"] : [])];
+  const from = `unnest(${aliases.map((_, index) => `$${index + 1}::text[]`).join(", ")}) AS v(${aliases.join(", ")})`;
+  const match = [...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`), ...(unchanged ? ["t.xmin = v.ver::xid"] : [])];
   const stillEncrypted = `(${filterSql(table, { kind: "encrypted" }, "")})`;
+  const keyValues = unchanged ? [...rowKeys, versions] : rowKeys;
   if (table.deletePolicy.action === "delete-row") {
     return {
       text: `DELETE FROM ${qualifiedTable(table)} AS t USING ${from} WHERE ${[...match, stillEncrypted].join(" AND ")}`,
-      values: rowKeys,
+      values: keyValues,
     };
   }
-  const values: unknown[] = [...rowKeys];
+  const values: unknown[] = [...keyValues];
   const set = table.columns.flatMap((column) => {
     // ops/delete.ts refuses the clear policy for a column whose key id is inside the value.
     const keyIdColumn = keyIdColumnOf(column);

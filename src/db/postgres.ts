@@ -238,10 +238,10 @@ export class PostgresDialect implements Dialect {
     return { written: result.rows.length, conflicts };
   }
 
-  async deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number> {
-    if (rowKeys.length === 0) return 0;
-    const columns = table.rowKey.map((_, index) => rowKeys.map((rowKey) => rowKey[index]));
-    const statement = deleteBatchSql(table, columns);
+  async deleteBatch(table: EncryptedTable, rows: BatchRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const columns = table.rowKey.map((_, index) => rows.map((row) => row.rowKey[index]));
+    const statement = deleteBatchSql(table, columns, rows.map((row) => row.version));
     const result = await this.#query(statement.text, statement.values, `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     return result.rowCount ?? 0;
   }

@@ -50,9 +50,13 @@ export function updateRowSqlite(table: EncryptedTable): string {
   return `UPDATE ${tableName(table)} SET ${set.join(", ")} WHERE ${where.join(" AND ")}`;
 }
 
-/** Parameters: :k0.. row key, :c0.. clear values. */
+/**
+ * Parameters: :k0.. row key, :c0.. clear values, and :ov0.. the values as read for columns that
+ * keep their key id inside the value (the row must be unchanged: SQL cannot re-check those).
+ */
 export function deleteRowSqlite(table: EncryptedTable): string {
-  const match = [...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`), `(${filterSql(table, { kind: "encrypted" })})`];
+  const unchanged = table.columns.flatMap((column, index) => (column.keyIdColumn === undefined ? [`${quoteIdent(column.column)} IS :ov${index}`] : []));
+  const match = [...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`), `(${filterSql(table, { kind: "encrypted" })})`, ...unchanged];
   if (table.deletePolicy.action === "delete-row") return `DELETE FROM ${tableName(table)} WHERE ${match.join(" AND ")}`;
   const set = table.columns.flatMap((column, index) => {
     // ops/delete.ts refuses the clear policy for a column whose key id is inside the value.

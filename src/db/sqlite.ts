@@ -201,14 +201,15 @@ export class SqliteDialect implements Dialect {
     }).immediate(), `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
   }
 
-  async deleteBatch(table: EncryptedTable, rowKeys: RowKey[]): Promise<number> {
-    if (rowKeys.length === 0) return 0;
+  async deleteBatch(table: EncryptedTable, rows: BatchRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
     const statement = this.#prepare(deleteRowSqlite(table));
     return this.#run(() => this.#db.transaction(() => {
       let changed = 0;
-      for (const rowKey of rowKeys) {
+      for (const row of rows) {
         const parameters: Record<string, unknown> = {};
-        rowKey.forEach((value, index) => { parameters[`k${index}`] = value; });
+        row.rowKey.forEach((value, index) => { parameters[`k${index}`] = value; });
+        row.fields.forEach((field, index) => { parameters[`ov${index}`] = field.value; });
         if (table.deletePolicy.action === "clear") table.columns.forEach((column, index) => { parameters[`c${index}`] = column.clearTo; });
         changed += statement.run(parameters).changes;
       }

@@ -294,7 +294,7 @@ async function commitBatch(dialect: Dialect, table: EncryptedTable, planned: Pla
   if (action.kind === "delete") {
     // Where the database could not filter (key ids inside the values), plaintext rows came too.
     const encryptedRows = rows.filter((row) => row.fields.some((field) => !isPlaintextField(field)));
-    const changed = await dialect.deleteBatch(table, encryptedRows.map((row) => row.rowKey));
+    const changed = await dialect.deleteBatch(table, encryptedRows);
     const encryptedValues = encryptedRows.reduce((sum, row) => sum + row.fields.filter((field) => !isPlaintextField(field)).length, 0);
     // Rows that stopped being encrypted between read and delete are not counted.
     const valuesWritten = changed === encryptedRows.length ? encryptedValues : Math.round((encryptedValues * changed) / Math.max(1, encryptedRows.length));

@@ -25,10 +25,13 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   checkConfigNamesExist(config, byLabel);
   const preset = choosePreset(catalog, config);
   const scheme = config.scheme === undefined ? DEFAULT_SCHEME : schemeNamed(config.scheme);
-  if (scheme.keyIdSource === "trial" || (scheme.keyIdSource !== "column" && scheme.keyIdOfCell === undefined)) {
+  if (scheme.keyIdSource === "trial") {
     throw new DbcryptError("bad_config", `value scheme "${scheme.name}" finds a value's key by trial decryption, which dbcrypt does not support yet`, {
       hint: "choose a scheme whose key ids are stored, or wait for trial-decryption support",
     });
+  }
+  if (scheme.keyIdSource !== "column" && scheme.keyIdOfCell === undefined) {
+    throw new DbcryptError("internal", `value scheme "${scheme.name}" keeps key ids inside the values but cannot read them (no keyIdOfCell)`);
   }
   const keyIdsInValues = scheme.keyIdSource !== "column";
   const tables: EncryptedTable[] = [];
@@ -114,13 +117,16 @@ function encryptedColumnsOf(
       source,
     });
   };
-  for (const foreignKey of table.keysTableForeignKeys) {
+  // Under a scheme that keeps key ids inside the values, columns are named in the config only: a
+  // `<col>_key_id` column found here would mix the two ways of finding a value's key.
+  const discovered = keyIdsInValues ? [] : table.keysTableForeignKeys;
+  for (const foreignKey of discovered) {
     if (!foreignKey.column.endsWith(KEY_ID_SUFFIX)) continue;
     const dataColumn = columnByName.get(foreignKey.column.slice(0, -KEY_ID_SUFFIX.length));
     if (dataColumn?.isText) add(dataColumn, foreignKey.column, "foreign-key");
   }
   const foreignKeyColumns = new Set(table.keysTableForeignKeys.map((foreignKey) => foreignKey.column));
-  for (const keyIdColumn of table.columns) {
+  for (const keyIdColumn of keyIdsInValues ? [] : table.columns) {
     if (!keyIdColumn.isText || !keyIdColumn.name.endsWith(KEY_ID_SUFFIX)) continue;
     if (foreignKeyColumns.has(keyIdColumn.name)) continue;
     const dataColumn = columnByName.get(keyIdColumn.name.slice(0, -KEY_ID_SUFFIX.length));
@@ -132,6 +138,11 @@ function encryptedColumnsOf(
     if (columnConfig.exclude) {
       found.delete(columnName);
       continue;
+    }
+    if (keyIdsInValues && columnConfig.keyIdColumn !== undefined) {
+      throw new DbcryptError("bad_config", `${tableLabel(table)}.${columnName}: keyIdColumn does not apply, the value scheme keeps key ids inside the values`, {
+        hint: "remove keyIdColumn from this column in the config file",
+      });
     }
     // A scheme that keeps key ids inside the values has no key-id column to find or require.
     const keyIdColumn = keyIdsInValues ? undefined : (columnConfig.keyIdColumn ?? found.get(columnName)?.keyIdColumn ?? `${columnName}${KEY_ID_SUFFIX}`);

@@ -541,6 +541,14 @@ describe("builders for a column whose key id is inside the value", () => {
     expect(updateRowSqlite(notesInValue)).toBe('UPDATE "notes" SET "secret" = :nv0 WHERE "id" = :k0 AND "secret" IS :ov0');
   });
 
+  it("deletes a row only if it is unchanged since it was read (SQL cannot re-check the value)", () => {
+    const statement = deleteBatchSql(notesInValue, [["1", "2"]], ["100", "101"]);
+    expect(statement.text).toBe('DELETE FROM "public"."notes" AS t USING unnest($1::text[], $2::text[]) AS v(k0, ver) WHERE t."id" = v.k0::integer AND t.xmin = v.ver::xid AND ((t."secret" IS NOT NULL))');
+    expect(statement.values).toEqual([["1", "2"], ["100", "101"]]);
+    expect(() => deleteBatchSql(notesInValue, [["1"]])).toThrow(/row versions/);
+    expect(deleteRowSqlite(notesInValue)).toBe('DELETE FROM "notes" WHERE "id" = :k0 AND (("secret" IS NOT NULL)) AND "secret" IS :ov0');
+  });
+
   it("has no census or clear SQL: those need a key-id column", () => {
     expect(() => censusByKeySql(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
     expect(() => censusSqlite(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
