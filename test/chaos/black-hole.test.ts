@@ -8,17 +8,17 @@
  *
  * Sizes: DBCRYPT_CHAOS_ROWS, DBCRYPT_CHAOS_BLACKHOLES; see support/settings.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
-import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
+import { openTestDb } from "../support/test-db.js";
 import { firstErrorLine, startCli } from "./support/cli-process.js";
 import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
 import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
-import { CuttableProxy } from "./support/tcp-proxy.js";
+import { useProxiedPostgres } from "./support/proxied-postgres.js";
 
 /** Short client deadlines, so that each black hole costs seconds, not the default minutes. */
 const CLIENT_DEADLINES = ["--connect-timeout", "2s", "--query-timeout", "3s", "--keepalive", "1s"];
@@ -29,26 +29,12 @@ const CLIENT_DEADLINES = ["--connect-timeout", "2s", "--query-timeout", "3s", "-
 const MAX_END_AFTER_FAULT_MS = 20_000;
 
 describe("black-holed network on postgres", () => {
-  let database: CreatedTestDatabase;
-  let db: TestDb;
-  let proxy: CuttableProxy;
-
-  beforeEach(async () => {
-    database = await createTestDatabase("postgres", "chaos_hole");
-    db = await openTestDb(database.target);
-    const url = new URL(dbArg(database.target));
-    proxy = await CuttableProxy.start({ host: url.hostname, port: Number(url.port) });
-  });
-
-  afterEach(async () => {
-    await proxy?.close();
-    await db?.close();
-    await database?.cleanup();
-  });
+  const fixture = useProxiedPostgres("chaos_hole");
 
   it(
     `loses nothing and never hangs over ${chaos.blackholes} black holes during rotate, decrypt, encrypt and delete of ${chaos.rows}+ rows`,
     async () => {
+      const { database, db, proxy } = fixture;
       const { context, keys, seed } = await prepareLifecycleCampaign(db, dbArg(database.target), "blackhole", "black-hole", {
         proxy,
         extraArgs: CLIENT_DEADLINES,
@@ -81,6 +67,7 @@ describe("black-holed network on postgres", () => {
   );
 
   it("stops (exit 1) within 3 × --keepalive when only the run-lock session goes silent, before the server could free the lock", async () => {
+    const { database, db, proxy } = fixture;
     const keyA = freshKey();
     const keyB = freshKey();
     const seed = await seedChaosDatabase(db, 500, keyA);
@@ -120,6 +107,7 @@ describe("black-holed network on postgres", () => {
   });
 
   it("gives up connecting into a black hole after --connect-timeout: exit 1, one line, nothing written", async () => {
+    const { database, db, proxy } = fixture;
     const keyA = freshKey();
     const keyB = freshKey();
     const seed = await seedChaosDatabase(db, 100, keyA);
@@ -136,6 +124,7 @@ describe("black-holed network on postgres", () => {
   });
 
   it("status gives up on a silent server after --query-timeout instead of hanging", async () => {
+    const { database, db, proxy } = fixture;
     const keyA = freshKey();
     await seedChaosDatabase(db, 100, keyA);
     // Hold status at a known point: its census waits for this lock, and the network goes silent

@@ -7,39 +7,24 @@
  *
  * Sizes: DBCRYPT_CHAOS_ROWS, DBCRYPT_CHAOS_CUTS; see support/settings.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { dbArg, runCli } from "../support/cli.js";
 import { freshKey } from "../support/fixtures.js";
-import { createTestDatabase, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import { firstErrorLine, sleep, startCli } from "./support/cli-process.js";
 import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
 import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
-import { CuttableProxy } from "./support/tcp-proxy.js";
+import { useProxiedPostgres } from "./support/proxied-postgres.js";
 
 describe("connection cut mid-batch on postgres", () => {
-  let database: CreatedTestDatabase;
-  let db: TestDb;
-  let proxy: CuttableProxy;
-
-  beforeEach(async () => {
-    database = await createTestDatabase("postgres", "chaos_cut");
-    db = await openTestDb(database.target);
-    const url = new URL(dbArg(database.target));
-    proxy = await CuttableProxy.start({ host: url.hostname, port: Number(url.port) });
-  });
-
-  afterEach(async () => {
-    await proxy?.close();
-    await db?.close();
-    await database?.cleanup();
-  });
+  const fixture = useProxiedPostgres("chaos_cut");
 
   it(
     `loses nothing over ${chaos.cuts} dropped connections during rotate, decrypt, encrypt and delete of ${chaos.rows}+ rows`,
     async () => {
+      const { database, db, proxy } = fixture;
       const { context, keys, seed } = await prepareLifecycleCampaign(db, dbArg(database.target), "cut", "connection-cut", { proxy });
       const figures = await runLifecycleCampaign(context, keys, chaos.cuts);
       const cuts = figures.reduce((sum, phase) => sum + phase.faults, 0);
@@ -67,6 +52,7 @@ describe("connection cut mid-batch on postgres", () => {
   );
 
   it("stops (exit 1) when the connection holding the run lock drops, instead of running on unlocked", async () => {
+    const { database, db, proxy } = fixture;
     const keyA = freshKey();
     const keyB = freshKey();
     const seed = await seedChaosDatabase(db, 500, keyA);
