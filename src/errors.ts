@@ -1,7 +1,7 @@
 /**
  * Every failure the CLI can report is a DbcryptError: a stable code for scripts (cli/exit-codes.ts
- * maps it to the exit code in docs/exit-codes.md), and a hint that names what to fix. Messages never carry key material or
- * values, so they are safe to print and to log.
+ * maps it to the exit code in docs/exit-codes.md), and a hint that names what to fix. Messages
+ * never carry key material or values, so they are safe to print and to log.
  */
 export type ErrorCode =
   | "usage"

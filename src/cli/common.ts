@@ -121,12 +121,17 @@ export function databaseFrom(flags: GlobalFlags): string | undefined {
   return flags.db ?? process.env.DBCRYPT_DATABASE_URL ?? process.env.DATABASE_URL;
 }
 
-/** For status and keys list: read-only on the server, and by type (no write methods to call). */
+/** For status, keys list and dry runs: read-only on the server, and by type (no write methods). */
 export function withReadSession<T>(flags: GlobalFlags, command: string, body: (session: ReadSession) => Promise<T>): Promise<T> {
-  return withSession(flags, command, true, body);
+  return openedSession(flags, command, true, body);
 }
 
-export async function withSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {
+/** For the commands that write. */
+export function withSession<T>(flags: GlobalFlags, command: string, body: (session: Session) => Promise<T>): Promise<T> {
+  return openedSession(flags, command, false, body);
+}
+
+async function openedSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {
   const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
   try {
     return await body(session);
@@ -195,8 +200,8 @@ export const PASSWORD_LEFT_OUT_NOTE =
 /**
  * The exact command to continue a run that stopped: the same arguments, with each key reference
  * as its key source shows it (a file path as is, a literal key as <key>) and the database URL's
- * password left out. A URL that came
- * from DBCRYPT_DATABASE_URL or DATABASE_URL is not in the arguments, so that command runs as is.
+ * password left out. A URL that came from DBCRYPT_DATABASE_URL or DATABASE_URL is not in the
+ * arguments, so that command runs as is.
  */
 export function continueCommand(argv: readonly string[]): ContinueCommand {
   const args = argv.slice(2);
@@ -236,7 +241,7 @@ export async function runWriteCommand<Request extends WriteRequest>(
     // A dry run gets a session without write methods (and read-only on the server).
     const result = flags.dryRun
       ? await withReadSession(flags, command, (session) => operation.dryRun(session, completeRequest(request)))
-      : await withSession(flags, command, false, (session) => operation.run(session, completeRequest(request)));
+      : await withSession(flags, command, (session) => operation.run(session, completeRequest(request)));
     return printResult(flags, result);
   } catch (error) {
     const exitCode = error instanceof DbcryptError ? exitCodeForError(error) : undefined;

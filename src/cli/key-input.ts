@@ -7,7 +7,6 @@ import { resolveKeyReference } from "../key-sources/registry.js";
  * file, `@-` for stdin, or whatever else a registered key source understands (src/key-sources).
  * This module turns the text a source returns into keys, naming the flag and position on errors.
  */
-/** Comma-separated, as Coder's CLI takes them; values are not trimmed there, so spaces are errors here too. */
 /** Every error about a key names the flag it came from in its subject, for scripts. */
 async function forFlag<T>(flag: string, body: () => Promise<T>): Promise<T> {
   try {
@@ -25,6 +24,7 @@ export function parseSingleKey(raw: string | undefined, flag: string): Promise<E
   return forFlag(flag, () => singleKey(raw, flag));
 }
 
+/** Comma-separated, as Coder's CLI takes them; values are not trimmed there, so spaces are errors here too. */
 async function keyList(raw: string | undefined, flag: string): Promise<EncryptionKey[]> {
   if (raw === undefined || raw === "") return [];
   const text = await resolveKeyReference(raw, flag);

@@ -3,7 +3,7 @@ import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/mo
 /**
  * The interfaces ops and the runner see. Each database has exactly one implementation, and it is
  * the only place that writes SQL text for that database. Ops never ask which database they talk
- * to. A DatabaseReader has no method that writes, so code handed one (status, keys list) cannot
+ * to. A DatabaseReader has no method that writes, so code handed one (status, keys list, dry runs) cannot
  * write, as the compiler checks; a Dialect can do both.
  */
 

@@ -282,7 +282,7 @@ export class PostgresDialect implements Dialect {
     const unsubscribe = lockClient.onLost(onLost);
     // The lock session is otherwise idle, and an idle connection behind a silent partition looks
     // healthy until it is used; the server would end it (and free the lock) while this run went on.
-    const heartbeat = new LockHeartbeat(lockClient, clientTimeouts(this.#limits).keepAliveMs, onLost);
+    const heartbeat = new LockHeartbeat(lockClient, this.#limits.keepAliveMs, onLost);
     return {
       release: async () => {
         await heartbeat.stop();

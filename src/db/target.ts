@@ -55,8 +55,11 @@ function rewritePassword(url: string, userInfoWithoutPassword: (user: string) =>
   return `${url.slice(0, schemeEnd + 3)}${userInfoWithoutPassword(userInfo.slice(0, colon))}@${afterScheme.slice(userInfoEnd + 1)}`;
 }
 
+/** Query parameters whose name has one of these in it are treated as secrets. */
+const SECRET_PARAMETER_WORDS = "pass|secret|key|token";
+
 function maskSecretParameters(url: string): string {
-  return url.replace(/([?&][^=&#]*(?:pass|secret|key|token)[^=&#]*=)[^&#]*/gi, "$1***");
+  return url.replace(new RegExp(`([?&][^=&#]*(?:${SECRET_PARAMETER_WORDS})[^=&#]*=)[^&#]*`, "gi"), "$1***");
 }
 
 /**
@@ -71,7 +74,7 @@ function dropSecretParameters(url: string): string {
   const query = url.slice(queryStart + 1, fragmentStart < 0 ? undefined : fragmentStart);
   const kept = query.split("&").filter((parameter) => {
     const name = parameter.split("=")[0] ?? "";
-    return /^ssl(key|cert|rootcert)$/i.test(name) || !/pass|secret|key|token/i.test(name);
+    return /^ssl(key|cert|rootcert)$/i.test(name) || !new RegExp(SECRET_PARAMETER_WORDS, "i").test(name);
   });
   const rest = fragmentStart < 0 ? "" : url.slice(fragmentStart);
   return `${url.slice(0, queryStart)}${kept.length > 0 ? `?${kept.join("&")}` : ""}${rest}`;

@@ -16,23 +16,21 @@ export interface DecryptRequest extends WriteRequest {
  * Unlike Coder's, it inserts no key row and a second run after success is a no-op, not an error.
  */
 export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async (dialect, { schema, keys }, request) => {
-    const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
-    const census = await takeCensus(dialect, schema);
-    assertKeysCoverDatabase(keys, keyring, census, "--keys");
-    const plan = decryptPlan(dialect.target, schema.preset, census, keys);
-    return {
-      plan,
-      schema,
-      census,
-      filter: { kind: "encrypted" },
-      action: { kind: "rewrite", transform: decryptTransform(schema.scheme, request.keys) },
-      revokeCandidates: activeIds(keys),
-      beforeWrites: async () => [],
-      continueWith: "dbcrypt decrypt with the same keys",
-    };
+  const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
+  const census = await takeCensus(dialect, schema);
+  assertKeysCoverDatabase(keys, keyring, census, "--keys");
+  const plan = decryptPlan(dialect.target, schema.preset, census, keys);
+  return {
+    plan,
+    schema,
+    census,
+    filter: { kind: "encrypted" },
+    action: { kind: "rewrite", transform: decryptTransform(schema.scheme, request.keys) },
+    revokeCandidates: activeIds(keys),
+    beforeWrites: async () => [],
+    continueWith: "dbcrypt decrypt with the same keys",
+  };
 });
-
-export const decrypt = decryptOperation.run;
 
 function activeIds(keys: KeyRow[]): string[] {
   return keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest]));

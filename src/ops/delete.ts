@@ -12,22 +12,20 @@ import { tableLabel } from "../schema/model.js";
  * active key. Needs no keys. Plaintext rows are never touched.
  */
 export const deleteOperation = writeOperation<WriteRequest>("delete", async (dialect, { schema, keys }) => {
-    refuseClearWithoutKeyIdColumn(schema);
-    const census = await takeCensus(dialect, schema);
-    const plan = deletePlan(dialect.target, schema, census, keys);
-    return {
-      plan,
-      schema,
-      census,
-      filter: { kind: "encrypted" },
-      action: { kind: "delete" },
-      revokeCandidates: keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])),
-      beforeWrites: async () => [],
-      continueWith: "dbcrypt delete",
-    };
+  refuseClearWithoutKeyIdColumn(schema);
+  const census = await takeCensus(dialect, schema);
+  const plan = deletePlan(dialect.target, schema, census, keys);
+  return {
+    plan,
+    schema,
+    census,
+    filter: { kind: "encrypted" },
+    action: { kind: "delete" },
+    revokeCandidates: keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])),
+    beforeWrites: async () => [],
+    continueWith: "dbcrypt delete",
+  };
 });
-
-export const deleteEncrypted = deleteOperation.run;
 
 function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: KeyRow[]): OperationPlan {
   const lines: PlanLine[] = [];

@@ -19,33 +19,33 @@ export interface RotateRequest extends WriteRequest {
  * `server dbcrypt rotate`, batched and including the tables Coder's CLI misses.
  */
 export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys }, request) => {
-    const { scheme } = schema;
-    const newKey = request.newKey.toSchemeKey(scheme);
-    const keyring = new Keyring(newKey, request.oldKeys.map((key) => key.toSchemeKey(scheme)));
-    if (keys.some((row) => row.revokedKeyDigest === newKey.id)) {
-      throw new DbcryptError("key_revoked", `the new key ${newKey.id} has been revoked and cannot be used again`, {
-        hint: "generate a new key with `dbcrypt keys generate`",
-        subject: { keyId: newKey.id, flag: "--new-key" },
-      });
-    }
-    const census = await takeCensus(dialect, schema);
-    assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
-    const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id);
-    return {
-      plan,
-      schema,
-      census,
-      filter: { kind: "not-under-key", keyId: newKey.id },
-      action: { kind: "rewrite", transform: rotateTransform(scheme, request.newKey, request.oldKeys) },
-      revokeCandidates: activeIdsExcept(keys, newKey.id),
-      beforeWrites: async (keysWriter) => {
-        if (keys.some((row) => row.activeKeyDigest === newKey.id)) return [];
-        const row = await keysWriter.insertActiveKey(newKey.id, newKey.seal(scheme.canaryPlaintext));
-        request.emit({ type: "key-inserted", keyId: newKey.id, number: row.number });
-        return [newKey.id];
-      },
-      continueWith: "dbcrypt rotate with the same keys",
-    };
+  const { scheme } = schema;
+  const newKey = request.newKey.toSchemeKey(scheme);
+  const keyring = new Keyring(newKey, request.oldKeys.map((key) => key.toSchemeKey(scheme)));
+  if (keys.some((row) => row.revokedKeyDigest === newKey.id)) {
+    throw new DbcryptError("key_revoked", `the new key ${newKey.id} has been revoked and cannot be used again`, {
+      hint: "generate a new key with `dbcrypt keys generate`",
+      subject: { keyId: newKey.id, flag: "--new-key" },
+    });
+  }
+  const census = await takeCensus(dialect, schema);
+  assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
+  const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id);
+  return {
+    plan,
+    schema,
+    census,
+    filter: { kind: "not-under-key", keyId: newKey.id },
+    action: { kind: "rewrite", transform: rotateTransform(scheme, request.newKey, request.oldKeys) },
+    revokeCandidates: activeIdsExcept(keys, newKey.id),
+    beforeWrites: async (keysWriter) => {
+      if (keys.some((row) => row.activeKeyDigest === newKey.id)) return [];
+      const row = await keysWriter.insertActiveKey(newKey.id, newKey.seal(scheme.canaryPlaintext));
+      request.emit({ type: "key-inserted", keyId: newKey.id, number: row.number });
+      return [newKey.id];
+    },
+    continueWith: "dbcrypt rotate with the same keys",
+  };
 });
 
 export const rotate = rotateOperation.run;

@@ -27,7 +27,7 @@ export interface SessionLimits {
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { postgres: DEFAULT_POSTGRES_LIMITS, sqliteBusyTimeoutMs: DEFAULT_SQLITE_BUSY_TIMEOUT_MS };
 
-/** What status and keys list get: a database they can only read (by type, and on the server). */
+/** What status, keys list and dry runs get: a database they can only read (by type, and on the server). */
 export interface ReadSession {
   dialect: DatabaseReader;
   config: DbcryptConfig;

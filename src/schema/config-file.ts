@@ -65,7 +65,8 @@ export function validateConfig(input: unknown, origin: string): DbcryptConfig {
   allowOnly(root, ["$schema", "scheme", "preset", "keysTable", "tables"], "(top level)", fail);
   const config: DbcryptConfig = {};
   if (root.scheme !== undefined) {
-    if (typeof root.scheme !== "string" || !knownSchemes().includes(root.scheme)) fail("scheme", `must be one of ${knownSchemes().map((name) => `"${name}"`).join(", ")}`);
+    const known = knownSchemes();
+    if (typeof root.scheme !== "string" || !known.includes(root.scheme)) fail("scheme", `must be one of ${known.map((name) => `"${name}"`).join(", ")}`);
     config.scheme = root.scheme as string;
   }
   if (root.preset !== undefined) {

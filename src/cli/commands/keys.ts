@@ -57,7 +57,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
         if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", "keys revoke takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys list` shows the ids" });
         const outcome = flags.dryRun
           ? await withReadSession(flags, "keys revoke", (session) => checkRevokeKey(session, keyId))
-          : await withSession(flags, "keys revoke", false, (session) =>
+          : await withSession(flags, "keys revoke", (session) =>
               revokeKey(session, { keyId, confirm: (question) => confirmStep(question, { yes: Boolean(flags.yes), command: "keys revoke", severe: false }) }),
             );
         const messages = { "revoked": `revoked key ${keyId}`, "already-revoked": `key ${keyId} was already revoked; nothing to do`, "dry-run": `key ${keyId} is unused and can be revoked (dry run, nothing written)` };
@@ -68,7 +68,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
 
   addGlobalOptions(keys.command("init").description("create the keys table (Coder's definition) when it is absent")).action((flags: GlobalFlags) =>
     run(async () => {
-      const outcome = await withSession(flags, "keys init", false, initKeysTable);
+      const outcome = await withSession(flags, "keys init", initKeysTable);
       if (flags.json) writeStdout(JSON.stringify({ version: 1, outcome }));
       else if (outcome === "created") writeStdout("created the keys table");
       else note(flags, "the keys table already exists; nothing to do");

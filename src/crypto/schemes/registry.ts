@@ -19,7 +19,7 @@ export function knownSchemes(): string[] {
 export function schemeNamed(name: string): ValueScheme {
   const scheme = schemes.get(name);
   if (scheme === undefined) {
-    throw new DbcryptError("bad_config", `unknown value scheme "${name}"`, { hint: `known schemes: ${[...schemes.keys()].join(", ")}` });
+    throw new DbcryptError("bad_config", `unknown value scheme "${name}"`, { hint: `known schemes: ${knownSchemes().join(", ")}` });
   }
   return scheme;
 }
