@@ -14,10 +14,11 @@ import { freshKey } from "../support/fixtures.js";
 import { openTestDb } from "../support/test-db.js";
 import { firstErrorLine, startCli } from "./support/cli-process.js";
 import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
-import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
+import { readCoderState } from "./support/coder-state.js";
 import { recordFigures, tally } from "./support/report.js";
 import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
+import { expectRotated, expectStoppedPartWay, startRotateHoldingLock } from "./support/lock-session.js";
 import { useProxiedPostgres } from "./support/proxied-postgres.js";
 
 /** Short client deadlines, so that each black hole costs seconds, not the default minutes. */
@@ -67,25 +68,11 @@ describe("black-holed network on postgres", () => {
   );
 
   it("stops (exit 1) within 3 × --keepalive when only the run-lock session goes silent, before the server could free the lock", async () => {
-    const { database, db, proxy } = fixture;
-    const keyA = freshKey();
-    const keyB = freshKey();
-    const seed = await seedChaosDatabase(db, 500, keyA);
-    const keys = new Map([keyA, keyB].map((key) => [key.id, key]));
-    const before = await readCoderState(db, [...seed.seeded.keys()]);
-    const url = dbArg(database.target);
-    const args = ["rotate", "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes", "--batch-size", "5", "--sleep", "50ms", ...CLIENT_DEADLINES];
-    const run = startCli([...args, "--json-events", "--db", proxy.urlFor(url)]);
-    await run.waitForEvent((event) => event.type === "batch");
-    const [holder] = await db.query<{ client_port: number }>(
-      `SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()`,
-    );
-    expect(holder, "the run holds an advisory lock").toBeDefined();
+    const rotate = await startRotateHoldingLock(fixture, ["--batch-size", "5", "--sleep", "50ms", ...CLIENT_DEADLINES]);
     const silencedAt = Date.now();
-    expect(proxy.blackHoleByUpstreamPort(Number(holder!.client_port))).toBe(1);
-    const finished = await run.done;
-    const endedAfterMs = run.startedAt + finished.elapsedMs - silencedAt;
+    expect(fixture.proxy.blackHoleByUpstreamPort(rotate.lockPort)).toBe(1);
+    const finished = await rotate.run.done;
+    const endedAfterMs = rotate.run.startedAt + finished.elapsedMs - silencedAt;
     expect(finished.code, finished.stderr).toBe(1);
     expect(firstErrorLine(finished)).toMatch(/^dbcrypt: error: lost the database connection that holds the run lock/);
     expect(finished.stderr).toMatch(/to continue once the cause is fixed: dbcrypt rotate /);
@@ -93,17 +80,12 @@ describe("black-holed network on postgres", () => {
     // than the server could end the session (4 × --keepalive), and the next statement stops the
     // run. Then the bounded close (2 s grace per silent connection) and process exit.
     expect(endedAfterMs).toBeLessThan(9_000);
-    const after = await inspectCoder(db, seed.seeded, keys);
-    expect(after.problems).toEqual([]);
-    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, after.state, false).problems).toEqual([]);
-    expect(after.valuesByKey[keyA.id] ?? 0, "values still under the old key").toBeGreaterThan(0);
+    await expectStoppedPartWay(fixture, rotate);
     // The partition ends; the held session closes, so the server frees the lock, and a re-run finishes.
-    proxy.heal();
-    const rerun = await runUntilUnlocked([...args, "--db", url, "--json"]);
+    fixture.proxy.heal();
+    const rerun = await runUntilUnlocked([...rotate.args, "--db", rotate.url, "--json"]);
     expect(rerun.code, rerun.stderr).toBe(0);
-    const done = await inspectCoder(db, seed.seeded, keys);
-    expect(done.problems).toEqual([]);
-    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, done.state, true).problems).toEqual([]);
+    await expectRotated(fixture, rotate);
   });
 
   it("gives up connecting into a black hole after --connect-timeout: exit 1, one line, nothing written", async () => {

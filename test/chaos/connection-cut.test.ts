@@ -9,13 +9,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { dbArg, runCli } from "../support/cli.js";
-import { freshKey } from "../support/fixtures.js";
-import { firstErrorLine, sleep, startCli } from "./support/cli-process.js";
+import { firstErrorLine, sleep } from "./support/cli-process.js";
 import { prepareLifecycleCampaign, runLifecycleCampaign } from "./support/campaign.js";
-import { checkTransition, inspectCoder, readCoderState } from "./support/coder-state.js";
 import { recordFigures, tally } from "./support/report.js";
-import { seedChaosDatabase } from "./support/seeding.js";
 import { chaos, timeoutFor } from "./support/settings.js";
+import { expectRotated, expectStoppedPartWay, startRotateHoldingLock } from "./support/lock-session.js";
 import { useProxiedPostgres } from "./support/proxied-postgres.js";
 
 describe("connection cut mid-batch on postgres", () => {
@@ -52,36 +50,16 @@ describe("connection cut mid-batch on postgres", () => {
   );
 
   it("stops (exit 1) when the connection holding the run lock drops, instead of running on unlocked", async () => {
-    const { database, db, proxy } = fixture;
-    const keyA = freshKey();
-    const keyB = freshKey();
-    const seed = await seedChaosDatabase(db, 500, keyA);
-    const keys = new Map([keyA, keyB].map((key) => [key.id, key]));
-    const before = await readCoderState(db, [...seed.seeded.keys()]);
-    const url = dbArg(database.target);
-    const args = ["rotate", "--new-key", keyB.base64, "--old-keys", keyA.base64, "--yes", "--batch-size", "10", "--sleep", "20ms", "--json-events"];
-    const run = startCli([...args, "--db", proxy.urlFor(url)]);
-    await run.waitForEvent((event) => event.type === "batch");
-    const [holder] = await db.query<{ client_port: number }>(
-      `SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()`,
-    );
-    expect(holder, "the run holds an advisory lock").toBeDefined();
-    expect(proxy.cutByUpstreamPort(Number(holder!.client_port))).toBe(1);
-    const finished = await run.done;
+    const rotate = await startRotateHoldingLock(fixture, ["--batch-size", "10", "--sleep", "20ms"]);
+    expect(fixture.proxy.cutByUpstreamPort(rotate.lockPort)).toBe(1);
+    const finished = await rotate.run.done;
     expect(finished.code, finished.stderr).toBe(1);
     expect(firstErrorLine(finished)).toMatch(/^dbcrypt: error: lost the database connection that holds the run lock/);
     // It stopped at once: far from all of the work was done, and nothing is half-written.
-    const after = await inspectCoder(db, seed.seeded, keys);
-    expect(after.problems).toEqual([]);
-    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, after.state, false).problems).toEqual([]);
-    expect(after.valuesByKey[keyA.id] ?? 0, "values still under the old key").toBeGreaterThan(0);
+    await expectStoppedPartWay(fixture, rotate);
     await sleep(50);
-    const rerun = await runCli([...args.filter((arg) => arg !== "--json-events"), "--db", url, "--json"]);
+    const rerun = await runCli([...rotate.args, "--db", rotate.url, "--json"]);
     expect(rerun.code, rerun.stderr).toBe(0);
-    const done = await inspectCoder(db, seed.seeded, keys);
-    expect(done.problems).toEqual([]);
-    expect(checkTransition({ kind: "rotate", to: keyB.id }, seed.seeded, before, done.state, true).problems).toEqual([]);
-    expect([...done.keys.active]).toEqual([keyB.id]);
+    await expectRotated(fixture, rotate);
   });
 });
