@@ -9,6 +9,7 @@ import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
 import { urlWithoutPassword } from "../db/target.js";
 import { describeKeyReference } from "../key-sources/registry.js";
+import { PRESET_NAMES, type PresetName } from "../schema/config-file.js";
 import type { EmitEvent } from "../ops/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
@@ -18,6 +19,7 @@ import { StopController } from "./stop.js";
 export interface GlobalFlags {
   db?: string;
   config?: string;
+  preset?: PresetName;
   keysTable?: string;
   json?: boolean;
   quiet?: boolean;
@@ -53,6 +55,7 @@ export function addGlobalOptions(command: Command): Command {
   return command
     .option("--db <url>", "postgres://… URL, sqlite:PATH, or a .db/.sqlite/.sqlite3 path (env DBCRYPT_DATABASE_URL, then DATABASE_URL)")
     .option("--config <file>", "config file (default: ./dbcrypt.config.json when present)")
+    .addOption(new Option("--preset <name>", "which application's tables and scheme to expect (overrides the config file's preset; default auto: Coder when its tables are there)").choices(PRESET_NAMES))
     .option("--keys-table <name>", "name of the keys table (default dbcrypt_keys)")
     .option("--json", "print one JSON document on stdout instead of text")
     .option("-q, --quiet", "print only errors and the result")
@@ -132,7 +135,7 @@ export function withSession<T>(flags: GlobalFlags, command: string, body: (sessi
 }
 
 async function openedSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {
-  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
+  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, preset: flags.preset, keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
   try {
     return await body(session);
   } finally {

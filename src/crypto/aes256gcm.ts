@@ -27,6 +27,29 @@ export function sealAes256Gcm(key: Uint8Array, plaintext: string | Buffer, nonce
   return Buffer.concat([nonce, body, tail, cipher.getAuthTag()]).toString("base64");
 }
 
+/** The same cipher on bytes, for schemes that spell the blob another way (crypto/cell-encoding.ts). */
+export function sealAes256GcmBytes(key: Uint8Array, plaintext: string | Buffer, nonce: Buffer = sharedNonces.next()): Buffer {
+  const cipher = createCipheriv("aes-256-gcm", key, nonce);
+  const body = typeof plaintext === "string" ? cipher.update(plaintext, "utf8") : cipher.update(plaintext);
+  const tail = cipher.final();
+  return Buffer.concat([nonce, body, tail, cipher.getAuthTag()]);
+}
+
+/** Opens nonce(12) ‖ ciphertext ‖ tag(16) given as bytes; `aad` only where the scheme binds one. */
+export function openAes256GcmBytes(key: Uint8Array, blob: Uint8Array, aad?: Uint8Array): Buffer | undefined {
+  if (blob.length < NONCE_BYTES + TAG_BYTES) return undefined;
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", key, blob.subarray(0, NONCE_BYTES));
+    if (aad !== undefined) decipher.setAAD(aad);
+    decipher.setAuthTag(blob.subarray(blob.length - TAG_BYTES));
+    const head = decipher.update(blob.subarray(NONCE_BYTES, blob.length - TAG_BYTES));
+    const tail = decipher.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch {
+    return undefined;
+  }
+}
+
 export function openAes256Gcm(key: Uint8Array, stored: string): OpenResult {
   // Go decodes "" (and bare CR/LF) to zero bytes, which Coder reports as "ciphertext too short".
   if (stored.replace(/[\r\n]/g, "") === "") return { ok: false, failure: "too_short" };

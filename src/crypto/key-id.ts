@@ -12,6 +12,15 @@ export function aes256gcmKeyId(keyBytes: Uint8Array): string {
     .slice(0, KEY_ID_LENGTH);
 }
 
+/**
+ * The same fingerprint for other schemes, each with its own cipher label: one master key used by
+ * two schemes gets two ids, as Coder's rule intends. A scheme that uses Coder's cipher uses
+ * Coder's label, so `dbcrypt keys id` agrees with it.
+ */
+export function labelledKeyId(label: string, keyBytes: Uint8Array): string {
+  return createHash("sha256").update(Buffer.from(label, "ascii")).update(keyBytes).digest("hex").slice(0, KEY_ID_LENGTH);
+}
+
 export function looksLikeKeyId(text: string): boolean {
   return /^[0-9a-f]{7}$/.test(text);
 }

@@ -1,5 +1,17 @@
 import { DbcryptError } from "../errors.js";
-import type { SchemeKey } from "./schemes/value-scheme.js";
+import type { OpenResult, RowContext, SchemeKey } from "./schemes/value-scheme.js";
+
+/**
+ * Key-id sentinels for schemes that store no key id (keyIdSource trial). A value that has the
+ * scheme's ciphertext shape is read with TRIAL_KEY_ID, meaning "encrypted, key not yet known";
+ * opening it finds the key. A census that no supplied key opens reports UNIDENTIFIED_KEY_ID. Real
+ * key ids are 7 hex characters, so neither can collide with one.
+ */
+export const TRIAL_KEY_ID = "(trial)";
+export const UNIDENTIFIED_KEY_ID = "unidentified";
+
+/** Context fingerprints remembered: which key opened this workspace's last value. */
+const TRIAL_CACHE_ENTRIES = 10_000;
 
 /**
  * The keys one run was given: at most one primary (the key new values are written under) and any
@@ -9,6 +21,7 @@ import type { SchemeKey } from "./schemes/value-scheme.js";
 export class Keyring {
   readonly primary: SchemeKey | undefined;
   readonly #byId: Map<string, SchemeKey>;
+  readonly #lastOpenerByContext = new Map<string, SchemeKey>();
 
   constructor(primary: SchemeKey | undefined, decryptOnly: readonly SchemeKey[]) {
     this.primary = primary;
@@ -33,6 +46,28 @@ export class Keyring {
 
   has(keyId: string): boolean {
     return this.#byId.has(keyId);
+  }
+
+  /**
+   * Authenticated trial decryption: the key that opened the last value of the same row context
+   * (workspace) goes first, so a run with several keys stays at about one decryption per value.
+   */
+  openByTrial(cell: string, context: RowContext | undefined): { key: SchemeKey; opened: OpenResult & { ok: true } } | { key: undefined; reason: string } {
+    const contextKey = context === undefined ? "" : JSON.stringify(context);
+    const first = this.#lastOpenerByContext.get(contextKey);
+    let reason = "no key was supplied to try";
+    for (const key of first === undefined ? this.#byId.values() : [first, ...[...this.#byId.values()].filter((candidate) => candidate !== first)]) {
+      const opened = key.open(cell, context);
+      if (opened.ok) {
+        if (first !== key) {
+          if (this.#lastOpenerByContext.size >= TRIAL_CACHE_ENTRIES) this.#lastOpenerByContext.clear();
+          this.#lastOpenerByContext.set(contextKey, key);
+        }
+        return { key, opened };
+      }
+      reason = this.#byId.size === 1 ? opened.reason : `none of the ${this.#byId.size} supplied keys opens it (last: ${opened.reason})`;
+    }
+    return { key: undefined, reason };
   }
 
   /** Every key, primary first. */

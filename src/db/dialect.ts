@@ -1,3 +1,4 @@
+import type { RowContext } from "../crypto/schemes/value-scheme.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 
 /**
@@ -26,6 +27,8 @@ export interface BatchRow {
   version?: string;
   /** One per EncryptedTable.columns entry, in the same order. */
   fields: StoredField[];
+  /** The table's context columns as text, by input name; absent when the table has none. */
+  context?: RowContext;
 }
 
 /**
@@ -44,6 +47,8 @@ export type BatchFilter =
 export interface RowWrite {
   rowKey: RowKey;
   version?: string;
+  /** The context as read: where there is no version, the write also requires it unchanged. */
+  context?: RowContext;
   /** What was read: the write happens only if the row still holds exactly this. */
   expected: StoredField[];
   next: StoredField[];

@@ -42,6 +42,7 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
     ...table.rowKey.map((name) => `t.${quoteIdent(name)}::text`),
     ...table.columns.flatMap((column) => [`t.${quoteIdent(column.column)}`, column.keyIdColumn === undefined ? "NULL::text" : `t.${quoteIdent(column.keyIdColumn)}`]),
     "t.xmin::text",
+    ...table.context.map((input) => `t.${quoteIdent(input.column)}::text`),
   ];
   let keyIdParam = "";
   // Only a key-id column compares with the key; an unused parameter would have no type.

@@ -213,7 +213,10 @@ export class PostgresDialect implements Dialect {
         value: cells[keyWidth + index * 2] as string | null,
         keyId: cells[keyWidth + index * 2 + 1] as string | null,
       }));
-      return { rowKey: cells.slice(0, keyWidth), fields, version: cells[keyWidth + table.columns.length * 2] as string };
+      const contextAt = keyWidth + table.columns.length * 2 + 1;
+      const row: BatchRow = { rowKey: cells.slice(0, keyWidth), fields, version: cells[keyWidth + table.columns.length * 2] as string };
+      if (table.context.length > 0) row.context = Object.fromEntries(table.context.map((input, index) => [input.input, cells[contextAt + index] as string | null]));
+      return row;
     });
   }
 

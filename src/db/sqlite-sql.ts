@@ -33,19 +33,28 @@ function rowKeyList(table: EncryptedTable): string {
 
 /** Named parameters: :target, :k0.. for the cursor, :limit. */
 export function selectBatchSqlite(table: EncryptedTable, filter: BatchFilter, hasCursor: boolean): string {
-  const select = [...table.rowKey.map(quoteIdent), ...table.columns.flatMap((column) => [quoteIdent(column.column), column.keyIdColumn === undefined ? "NULL" : quoteIdent(column.keyIdColumn)])];
+  const select = [
+    ...table.rowKey.map(quoteIdent),
+    ...table.columns.flatMap((column) => [quoteIdent(column.column), column.keyIdColumn === undefined ? "NULL" : quoteIdent(column.keyIdColumn)]),
+    ...table.context.map((input) => `CAST(${quoteIdent(input.column)} AS TEXT)`),
+  ];
   const where = [`(${filterSql(table, filter)})`];
   if (hasCursor) where.unshift(`(${rowKeyList(table)}) > (${table.rowKey.map((_, index) => `:k${index}`).join(", ")})`);
   return `SELECT ${select.join(", ")} FROM ${tableName(table)} WHERE ${where.join(" AND ")} ORDER BY ${rowKeyList(table)} LIMIT :limit`;
 }
 
-/** Parameters: :k0.. row key, :ov0/:ok0.. expected, :nv0/:nk0.. next. `IS` is SQLite's null-safe equality. */
+/**
+ * Parameters: :k0.. row key, :ov0/:ok0.. expected, :nv0/:nk0.. next, :cx0.. context as read.
+ * `IS` is SQLite's null-safe equality. SQLite has no row version, so the context columns are
+ * compared too: a value sealed for the workspace as read must not land in a row moved to another.
+ */
 export function updateRowSqlite(table: EncryptedTable): string {
   const withKeyId = (column: EncryptedTable["columns"][number], clause: (keyIdColumn: string) => string) => (column.keyIdColumn === undefined ? [] : [clause(column.keyIdColumn)]);
   const set = table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} = :nv${index}`, ...withKeyId(column, (keyId) => `${quoteIdent(keyId)} = :nk${index}`)]);
   const where = [
     ...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`),
     ...table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} IS :ov${index}`, ...withKeyId(column, (keyId) => `${quoteIdent(keyId)} IS :ok${index}`)]),
+    ...table.context.map((input, index) => `CAST(${quoteIdent(input.column)} AS TEXT) IS :cx${index}`),
   ];
   return `UPDATE ${tableName(table)} SET ${set.join(", ")} WHERE ${where.join(" AND ")}`;
 }

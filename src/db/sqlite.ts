@@ -174,13 +174,18 @@ export class SqliteDialect implements Dialect {
     after?.forEach((value, index) => { parameters[`k${index}`] = value; });
     const rows = this.#run(() => statement.raw(true).safeIntegers(true).all(parameters) as unknown[][], `read ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     const keyWidth = table.rowKey.length;
-    return rows.map((cells) => ({
-      rowKey: cells.slice(0, keyWidth),
-      fields: table.columns.map((_, index) => ({
-        value: textOrNull(cells[keyWidth + index * 2]),
-        keyId: textOrNull(cells[keyWidth + index * 2 + 1]),
-      })),
-    }));
+    const contextAt = keyWidth + table.columns.length * 2;
+    return rows.map((cells) => {
+      const row: BatchRow = {
+        rowKey: cells.slice(0, keyWidth),
+        fields: table.columns.map((_, index) => ({
+          value: textOrNull(cells[keyWidth + index * 2]),
+          keyId: textOrNull(cells[keyWidth + index * 2 + 1]),
+        })),
+      };
+      if (table.context.length > 0) row.context = Object.fromEntries(table.context.map((input, index) => [input.input, textOrNull(cells[contextAt + index])]));
+      return row;
+    });
   }
 
   async writeBatch(table: EncryptedTable, writes: RowWrite[]): Promise<WriteOutcome> {
@@ -193,6 +198,7 @@ export class SqliteDialect implements Dialect {
         const parameters: Record<string, unknown> = {};
         write.rowKey.forEach((value, index) => { parameters[`k${index}`] = value; });
         write.expected.forEach((field, index) => { parameters[`ov${index}`] = field.value; parameters[`ok${index}`] = field.keyId; });
+        table.context.forEach((input, index) => { parameters[`cx${index}`] = write.context?.[input.input] ?? null; });
         write.next.forEach((field, index) => { parameters[`nv${index}`] = field.value; parameters[`nk${index}`] = field.keyId; });
         if (statement.run(parameters).changes === 1) written++;
         else conflicts.push(write.rowKey);

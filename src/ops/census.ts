@@ -1,3 +1,4 @@
+import { Keyring, UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { CensusGroup, DatabaseReader, RowKey } from "../db/dialect.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
@@ -22,10 +23,15 @@ export interface Census {
 /** Rows per read when a census has to read values (key ids inside them). */
 const CENSUS_SCAN_BATCH = 1000;
 
-export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan): Promise<Census> {
+/**
+ * `keyring` matters only where the scheme stores no key id: each value is then opened by trial to
+ * learn its key, and one no supplied key opens counts under UNIDENTIFIED_KEY_ID (without keys,
+ * every encrypted value does).
+ */
+export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyring: Keyring = Keyring.empty()): Promise<Census> {
   const columns: ColumnCensus[] = [];
   for (const table of plan.tables) {
-    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await scanCensus(dialect, plan.scheme, table) : undefined;
+    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await scanCensus(dialect, plan.scheme, table, keyring) : undefined;
     for (const [index, column] of table.columns.entries()) {
       const groups = column.keyIdColumn === undefined ? (scanned?.[index] ?? []) : await dialect.census(table, column);
       columns.push(summarize(table, column, groups));
@@ -39,17 +45,18 @@ export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan): Pro
  * every row is read once, in keyset batches (memory stays flat), and the scheme names each
  * value's key. The plaintext counts follow the same rules as the SQL census (plaintext-rule.ts).
  */
-async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable): Promise<CensusGroup[][]> {
-  const byColumn = table.columns.map(() => ({ keys: new Map<string, number>(), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
+async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring): Promise<CensusGroup[][]> {
+  const byColumn = table.columns.map(() => ({ keys: new Map<string, number>(), spellings: new Map<string, number>(), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
   let after: RowKey | undefined;
   for (;;) {
-    const rows = await readCells(dialect, scheme, table, { kind: "all" }, after, CENSUS_SCAN_BATCH);
+    const rows = await readCells(dialect, scheme, table, { kind: "all" }, after, CENSUS_SCAN_BATCH, keyring);
     for (const row of rows) {
       row.fields.forEach((field, index) => {
         const tally = byColumn[index];
         if (tally === undefined) return;
         if (!isPlaintextField(field)) {
           tally.keys.set(field.keyId as string, (tally.keys.get(field.keyId as string) ?? 0) + 1);
+          for (const spelling of scheme.spellingsOf?.(field.value as string) ?? []) tally.spellings.set(spelling, (tally.spellings.get(spelling) ?? 0) + 1);
           return;
         }
         const plaintext = tally.plaintext;
@@ -65,10 +72,28 @@ async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: E
     if (rows.length < CENSUS_SCAN_BATCH) break;
     after = rows[rows.length - 1]?.rowKey;
   }
+  // The census is where the column's spelling is learned; the rewrite that follows writes in it.
+  byColumn.forEach(({ spellings }, index) => {
+    const column = table.columns[index];
+    if (column !== undefined && spellings.size > 0) column.spelling = mostCommon(spellings);
+  });
   return byColumn.map(({ keys, plaintext }) => [
     ...[...keys].map(([keyId, rows]) => ({ keyId, rows, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 })),
     ...(plaintext.rows > 0 ? [{ keyId: null, ...plaintext }] : []),
   ]);
+}
+
+/** The most frequent; on a tie (no cell tells them apart), the first seen. */
+function mostCommon(counts: Map<string, number>): string | undefined {
+  let best: string | undefined;
+  let bestCount = 0;
+  for (const [name, count] of counts) {
+    if (count > bestCount) {
+      best = name;
+      bestCount = count;
+    }
+  }
+  return best;
 }
 
 function summarize(table: EncryptedTable, column: EncryptedColumn, groups: CensusGroup[]): ColumnCensus {
@@ -117,6 +142,10 @@ export function usageByKeyId(census: Census): Map<string, { label: string; rows:
   return usage;
 }
 
+/**
+ * Values that may be under the key: its own, plus any no supplied key opened (they could be under
+ * any key), so a key is never revoked while a value might still need it.
+ */
 export function rowsUnderKey(census: Census, keyId: string): number {
-  return census.columns.reduce((sum, column) => sum + (column.encryptedByKeyId.get(keyId) ?? 0), 0);
+  return census.columns.reduce((sum, column) => sum + (column.encryptedByKeyId.get(keyId) ?? 0) + (column.encryptedByKeyId.get(UNIDENTIFIED_KEY_ID) ?? 0), 0);
 }

@@ -2,7 +2,8 @@ import type { EncryptionKey } from "../crypto/encryption-key.js";
 import { Keyring } from "../crypto/keyring.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
-import { assertKeysCoverDatabase } from "./keys-state.js";
+import { recordKeys } from "./keys-writer.js";
+import { assertKeysCoverDatabase, unrecordedKeysInUse } from "./keys-state.js";
 import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { decryptTransform } from "./row-transform.js";
 import { writeOperation } from "./write-operation.js";
@@ -17,17 +18,20 @@ export interface DecryptRequest extends WriteRequest {
  */
 export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async (dialect, { schema, keys }, request) => {
   const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
-  const census = await takeCensus(dialect, schema);
+  const census = await takeCensus(dialect, schema, keyring);
   assertKeysCoverDatabase(keys, keyring, census, "--keys");
+  const toRecord = unrecordedKeysInUse(keyring, census, keys, undefined);
   const plan = decryptPlan(dialect.target, schema.preset, census, keys);
+  plan.keyActions.unshift(...toRecord.map((key) => `record key ${key.id} in the keys table, then revoke it once no value uses it`));
   return {
     plan,
     schema,
     census,
+    keyring,
     filter: { kind: "encrypted" },
     action: { kind: "rewrite", transform: decryptTransform(schema.scheme, request.keys) },
-    revokeCandidates: activeIds(keys),
-    beforeWrites: async () => [],
+    revokeCandidates: [...activeIds(keys), ...toRecord.map((key) => key.id)],
+    beforeWrites: (keysWriter) => recordKeys(keysWriter, toRecord, schema.scheme.canaryPlaintext, request.emit),
     continueWith: "dbcrypt decrypt with the same keys",
   };
 });
@@ -43,5 +47,5 @@ function decryptPlan(target: string, preset: string, census: Census, keys: KeyRo
   }
   const keyActions = activeIds(keys).map((keyId) => `revoke key ${keyId} once no value uses it`);
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "decrypt", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+  return { command: "decrypt", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
 }

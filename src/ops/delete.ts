@@ -1,4 +1,5 @@
 import type { KeyRow } from "../db/dialect.js";
+import { Keyring } from "../crypto/keyring.js";
 import { takeCensus, type Census } from "./census.js";
 import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { writeOperation } from "./write-operation.js";
@@ -19,6 +20,7 @@ export const deleteOperation = writeOperation<WriteRequest>("delete", async (dia
     plan,
     schema,
     census,
+    keyring: Keyring.empty(),
     filter: { kind: "encrypted" },
     action: { kind: "delete" },
     revokeCandidates: keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [row.activeKeyDigest])),
@@ -35,7 +37,7 @@ function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: Ke
   }
   const keyActions = keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [`revoke key ${row.activeKeyDigest}`]));
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+  return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
 }
 
 /**

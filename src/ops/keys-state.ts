@@ -1,5 +1,6 @@
 import type { KeyRow } from "../db/dialect.js";
-import type { Keyring } from "../crypto/keyring.js";
+import { UNIDENTIFIED_KEY_ID, type Keyring } from "../crypto/keyring.js";
+import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
 import { DbcryptError } from "../errors.js";
 import type { Census } from "./census.js";
 import { usageByKeyId } from "./census.js";
@@ -26,7 +27,9 @@ export function dataKeyProblems(census: Census, isKnown: (keyId: string) => bool
   const lines: string[] = [];
   for (const [keyId, uses] of usageByKeyId(census)) {
     if (isKnown(keyId)) continue;
-    for (const use of uses) lines.push(`${use.label}: ${use.rows} value(s) under key ${keyId}`);
+    for (const use of uses) {
+      lines.push(keyId === UNIDENTIFIED_KEY_ID ? `${use.label}: ${use.rows} encrypted value(s) that none of the supplied keys opens` : `${use.label}: ${use.rows} value(s) under key ${keyId}`);
+    }
   }
   return lines;
 }
@@ -49,11 +52,24 @@ export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census
   }
   const unknownInData = dataKeyProblems(census, (keyId) => keyring.has(keyId));
   if (unknownInData.length > 0) {
-    const missing = [...usageByKeyId(census).keys()].filter((keyId) => !keyring.has(keyId));
+    const missing = [...usageByKeyId(census).keys()].filter((keyId) => !keyring.has(keyId) && keyId !== UNIDENTIFIED_KEY_ID);
     throw new DbcryptError("unknown_key", "data is encrypted with key(s) that were not supplied", {
       hint: `add the missing key(s) to ${flag}`,
       details: unknownInData,
       subject: { keyIds: missing, flag },
     });
   }
+}
+
+/**
+ * Supplied keys that encrypt values but have no row in the keys table, which is the usual state
+ * where the application keeps no keys table and its cells carry no key id. A run records them as
+ * active before its first write and revokes them once no value uses them, so the table ends up
+ * archiving every key the data has moved away from. Coder-style key-id columns reference the
+ * table by foreign key, so there a key in use always has a row already.
+ */
+export function unrecordedKeysInUse(keyring: Keyring, census: Census, keys: KeyRow[], except: string | undefined): SchemeKey[] {
+  const usage = usageByKeyId(census);
+  const recorded = new Set(keys.flatMap((row) => [row.activeKeyDigest, row.revokedKeyDigest]));
+  return keyring.keys.filter((key) => key.id !== except && usage.has(key.id) && !recorded.has(key.id));
 }

@@ -1,5 +1,7 @@
 import type { Dialect, KeyRow } from "../db/dialect.js";
 import type { DbcryptError } from "../errors.js";
+import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
+import type { EmitEvent } from "./events.js";
 import { DEFAULT_RETRY_POLICY, withBatchRetries, type RetryPolicy } from "./batch-retry.js";
 
 export type RetryNotice = (what: string, error: DbcryptError, attempt: number, delayMs: number) => void;
@@ -35,4 +37,15 @@ export class KeysTableWriter {
   #retried<T>(what: string, body: () => Promise<T>): Promise<T> {
     return withBatchRetries(this.#policy, body, (error, attempt, delayMs) => this.#onRetry(what, error, attempt, delayMs));
   }
+}
+
+/** Inserts active rows (with each key's canary) and reports them; returns the ids inserted. */
+export async function recordKeys(keysWriter: KeysTableWriter, toRecord: SchemeKey[], canary: string, emit: EmitEvent): Promise<string[]> {
+  const inserted: string[] = [];
+  for (const key of toRecord) {
+    const row = await keysWriter.insertActiveKey(key.id, key.seal(canary));
+    emit({ type: "key-inserted", keyId: key.id, number: row.number });
+    inserted.push(key.id);
+  }
+  return inserted;
 }

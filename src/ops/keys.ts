@@ -1,3 +1,4 @@
+import { UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
 import { DbcryptError } from "../errors.js";
 import type { DatabaseReader, KeyRow } from "../db/dialect.js";
 import { takeCensus, usageByKeyId } from "./census.js";
@@ -54,10 +55,14 @@ async function checkRevocable(dialect: DatabaseReader, { schema, keys }: WritePr
     throw new DbcryptError("usage", `there is no key ${keyId} in ${dialect.keysTable}`, { hint: "`dbcrypt keys list` shows the key ids", subject: { keyId } });
   }
   if (row.activeKeyDigest === null) return "already-revoked";
-  const uses = usageByKeyId(await takeCensus(dialect, schema)).get(keyId) ?? [];
+  const usage = usageByKeyId(await takeCensus(dialect, schema));
+  // Where no key id is stored and no key was given to tell, any encrypted value may be under it.
+  const uses = [...(usage.get(keyId) ?? []), ...(usage.get(UNIDENTIFIED_KEY_ID) ?? [])];
   if (uses.length > 0) {
     throw new DbcryptError("key_in_use", `key ${keyId} is still used by ${uses.reduce((sum, use) => sum + use.rows, 0)} value(s)`, {
-      hint: "rotate or decrypt those values first",
+      hint: usage.has(UNIDENTIFIED_KEY_ID)
+        ? `this scheme stores no key ids, so without the keys every encrypted value may be under ${keyId}; rotate or decrypt revoke the keys they move away from`
+        : "rotate or decrypt those values first",
       details: uses.map((use) => `${use.label}: ${use.rows} value(s)`),
       subject: { keyId, columns: uses.map((use) => use.label) },
     });

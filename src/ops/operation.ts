@@ -35,6 +35,8 @@ export interface OperationPlan {
   keyActions: string[];
   totalRows: number;
   nothingToDo: boolean;
+  /** Schema warnings (columns a preset does not know, preset tables the database lacks). */
+  warnings: string[];
 }
 
 export type OperationStatus = "done" | "nothing-to-do" | "dry-run" | "stopped" | "incomplete" | "failed-rows";

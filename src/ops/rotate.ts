@@ -2,7 +2,9 @@ import type { EncryptionKey } from "../crypto/encryption-key.js";
 import { Keyring } from "../crypto/keyring.js";
 import { DbcryptError } from "../errors.js";
 import { takeCensus, type Census } from "./census.js";
-import { assertKeysCoverDatabase } from "./keys-state.js";
+import { assertKeysCoverDatabase, unrecordedKeysInUse } from "./keys-state.js";
+import { recordKeys } from "./keys-writer.js";
+import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
 import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { rotateTransform } from "./row-transform.js";
 import { writeOperation } from "./write-operation.js";
@@ -28,21 +30,22 @@ export const rotateOperation = writeOperation<RotateRequest>("rotate", async (di
       subject: { keyId: newKey.id, flag: "--new-key" },
     });
   }
-  const census = await takeCensus(dialect, schema);
+  const census = await takeCensus(dialect, schema, keyring);
   assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
-  const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id);
+  const toRecord = unrecordedKeysInUse(keyring, census, keys, newKey.id);
+  const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id, toRecord);
   return {
     plan,
     schema,
     census,
+    keyring,
     filter: { kind: "not-under-key", keyId: newKey.id },
     action: { kind: "rewrite", transform: rotateTransform(scheme, request.newKey, request.oldKeys) },
-    revokeCandidates: activeIdsExcept(keys, newKey.id),
+    revokeCandidates: [...activeIdsExcept(keys, newKey.id), ...toRecord.map((key) => key.id)],
     beforeWrites: async (keysWriter) => {
-      if (keys.some((row) => row.activeKeyDigest === newKey.id)) return [];
-      const row = await keysWriter.insertActiveKey(newKey.id, newKey.seal(scheme.canaryPlaintext));
-      request.emit({ type: "key-inserted", keyId: newKey.id, number: row.number });
-      return [newKey.id];
+      const inserted = await recordKeys(keysWriter, toRecord, scheme.canaryPlaintext, request.emit);
+      if (keys.some((row) => row.activeKeyDigest === newKey.id)) return inserted;
+      return [...inserted, ...(await recordKeys(keysWriter, [newKey], scheme.canaryPlaintext, request.emit))];
     },
     continueWith: "dbcrypt rotate with the same keys",
   };
@@ -54,7 +57,7 @@ function activeIdsExcept(keys: KeyRow[], keep: string): string[] {
   return keys.flatMap((row) => (row.activeKeyDigest !== null && row.activeKeyDigest !== keep ? [row.activeKeyDigest] : []));
 }
 
-function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow[], newKeyId: string): OperationPlan {
+function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow[], newKeyId: string, toRecord: SchemeKey[]): OperationPlan {
   const lines: PlanLine[] = [];
   for (const column of census.columns) {
     for (const [keyId, rows] of column.encryptedByKeyId) {
@@ -62,11 +65,11 @@ function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow
     }
     if (column.plaintext.toEncrypt > 0) lines.push({ column: column.label, from: "plaintext", to: newKeyId, rows: column.plaintext.toEncrypt });
   }
-  const keyActions: string[] = [];
+  const keyActions: string[] = toRecord.map((key) => `record key ${key.id} in the keys table, then revoke it once no value uses it`);
   const newKeyActive = keys.some((row) => row.activeKeyDigest === newKeyId);
   if (!newKeyActive) keyActions.push(`insert key ${newKeyId} into the keys table`);
   const toRevoke = activeIdsExcept(keys, newKeyId);
   for (const keyId of toRevoke) keyActions.push(`revoke key ${keyId} once no value uses it`);
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0 };
+  return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
 }

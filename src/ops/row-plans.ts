@@ -1,9 +1,10 @@
-import type { Keyring } from "../crypto/keyring.js";
-import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
+import { TRIAL_KEY_ID, type Keyring } from "../crypto/keyring.js";
+import type { RowContext, SchemeKey, ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { BatchRow, StoredField } from "../db/dialect.js";
-import type { EncryptedTable } from "../schema/model.js";
+import type { EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { staysPlaintext } from "../schema/plaintext-rule.js";
 import { isPlaintextField } from "./cells.js";
+import { RowKeyUnavailable } from "../crypto/schemes/value-scheme.js";
 
 
 /** Why a row was left alone: the column and key id, and words safe to print (never the value). */
@@ -18,12 +19,27 @@ export type RowPlan = { kind: "write"; next: StoredField[]; changedValues: numbe
 
 type FieldPlan = { ok: true; field: StoredField; changed: boolean } | { ok: false; reason: string };
 
-/** Opens one stored value with the key its key id names; the failure says why, never what. */
-export function openField(keyring: Keyring, field: StoredField): { ok: true; plaintext: Buffer } | { ok: false; reason: string } {
+export type OpenedField = { ok: true; plaintext: Buffer; format?: string; keyId: string } | { ok: false; reason: string };
+
+/**
+ * Opens one stored value with the key its key id names, or, where the scheme stores no key id,
+ * with whichever supplied key authenticates it. The failure says why, never what.
+ */
+export function openField(keyring: Keyring, field: StoredField, context?: RowContext): OpenedField {
+  if (field.value === null) return { ok: false, reason: "value is NULL but a key id is set" };
+  if (field.keyId === TRIAL_KEY_ID) {
+    const found = keyring.openByTrial(field.value, context);
+    return found.key === undefined ? { ok: false, reason: found.reason } : { ...found.opened, keyId: found.key.id };
+  }
   const key = keyring.get(field.keyId as string);
   if (key === undefined) return { ok: false, reason: `no key supplied for key id ${field.keyId}` };
-  if (field.value === null) return { ok: false, reason: "value is NULL but a key id is set" };
-  return key.open(field.value);
+  const opened = key.open(field.value, context);
+  return opened.ok ? { ...opened, keyId: key.id } : opened;
+}
+
+/** A key id fit to print: the trial sentinel means "not known", which reports show as none. */
+export function reportableKeyId(keyId: string | null): string | null {
+  return keyId === TRIAL_KEY_ID ? null : keyId;
 }
 
 /**
@@ -35,9 +51,17 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
   let changedValues = 0;
   for (let index = 0; index < row.fields.length; index++) {
     const field = row.fields[index] as StoredField;
-    const plan = planField(field, index);
+    let plan: FieldPlan;
+    try {
+      plan = planField(field, index);
+    } catch (error) {
+      // A scheme that cannot key this row (its workspace id is NULL, say) says so in words that
+      // name no value; the row is reported and left alone like one that does not decrypt.
+      if (!(error instanceof RowKeyUnavailable)) throw error;
+      plan = { ok: false, reason: error.message };
+    }
     if (!plan.ok) {
-      return { kind: "fail", failure: { column: table.columns[index]?.column ?? "?", keyId: field.keyId, reason: plan.reason } };
+      return { kind: "fail", failure: { column: table.columns[index]?.column ?? "?", keyId: reportableKeyId(field.keyId), reason: plan.reason } };
     }
     next.push(plan.field);
     if (plan.changed) changedValues++;
@@ -45,19 +69,32 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
   return changedValues > 0 ? { kind: "write", next, changedValues } : { kind: "skip" };
 }
 
+/**
+ * The spelling to write a rewritten cell in: the column's (from the census) when the old cell is
+ * valid in it, else the one its reading found; a cell that was plaintext takes the column's.
+ */
+function spellingFor(scheme: ValueScheme | undefined, column: EncryptedColumn | undefined, oldCell: string | null, opened: string | undefined): string | undefined {
+  const columnSpelling = column?.spelling;
+  if (columnSpelling === undefined || scheme?.spellingsOf === undefined) return opened;
+  if (oldCell === null || opened === undefined) return columnSpelling;
+  return scheme.spellingsOf(oldCell).includes(columnSpelling) ? columnSpelling : opened;
+}
+
 /** rotate: everything ends under the new key; plaintext is encrypted unless its rule keeps it. */
-export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring) {
+export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring, scheme?: ValueScheme) {
   return (row: BatchRow, table: EncryptedTable): RowPlan =>
     planRow(row, table, (field, index) => {
       if (isPlaintextField(field)) {
         const rule = table.columns[index]?.keepPlaintext ?? "never";
         if (staysPlaintext(rule, field.value)) return { ok: true, field, changed: false };
-        return { ok: true, field: { value: newKey.seal(field.value as string), keyId: newKey.id }, changed: true };
+        return { ok: true, field: { value: newKey.seal(field.value as string, row.context, spellingFor(scheme, table.columns[index], null, undefined)), keyId: newKey.id }, changed: true };
       }
       if (field.keyId === newKey.id) return { ok: true, field, changed: false };
-      const opened = openField(keyring, field);
+      const opened = openField(keyring, field, row.context);
       if (!opened.ok) return opened;
-      return { ok: true, field: { value: newKey.seal(opened.plaintext), keyId: newKey.id }, changed: true };
+      // Found by trial under the new key: already done (an earlier, interrupted run wrote it).
+      if (opened.keyId === newKey.id) return { ok: true, field, changed: false };
+      return { ok: true, field: { value: newKey.seal(opened.plaintext, row.context, spellingFor(scheme, table.columns[index], field.value, opened.format)), keyId: newKey.id }, changed: true };
     });
 }
 
@@ -66,7 +103,7 @@ export function decryptRowPlanner(keyring: Keyring) {
   return (row: BatchRow, table: EncryptedTable): RowPlan =>
     planRow(row, table, (field) => {
       if (isPlaintextField(field)) return { ok: true, field, changed: false };
-      const opened = openField(keyring, field);
+      const opened = openField(keyring, field, row.context);
       if (!opened.ok) return opened;
       const text = opened.plaintext.toString("utf8");
       // A text column cannot hold bytes that are not UTF-8 (or NUL on PostgreSQL); writing a

@@ -14,23 +14,23 @@ import type { RowPlan } from "./row-plans.js";
  * never printed or written anywhere.
  */
 export type RowTransformSpec =
-  | { kind: "rotate"; scheme: string; newKey: string; keys: string[] }
-  | { kind: "decrypt"; scheme: string; keys: string[] };
+  | { kind: "rotate"; scheme: string; schemeOptions: Record<string, unknown>; newKey: string; keys: string[] }
+  | { kind: "decrypt"; scheme: string; schemeOptions: Record<string, unknown>; keys: string[] };
 
 export type PlanRow = (row: BatchRow, table: EncryptedTable) => RowPlan;
 
 export function rotateTransform(scheme: ValueScheme, newKey: EncryptionKey, oldKeys: readonly EncryptionKey[]): RowTransformSpec {
-  return { kind: "rotate", scheme: scheme.name, newKey: newKey.exportBase64(), keys: oldKeys.map((key) => key.exportBase64()) };
+  return { kind: "rotate", scheme: scheme.name, schemeOptions: { ...scheme.options }, newKey: newKey.exportBase64(), keys: oldKeys.map((key) => key.exportBase64()) };
 }
 
 export function decryptTransform(scheme: ValueScheme, keys: readonly EncryptionKey[]): RowTransformSpec {
-  return { kind: "decrypt", scheme: scheme.name, keys: keys.map((key) => key.exportBase64()) };
+  return { kind: "decrypt", scheme: scheme.name, schemeOptions: { ...scheme.options }, keys: keys.map((key) => key.exportBase64()) };
 }
 
 export function buildRowPlanner(spec: RowTransformSpec): PlanRow {
-  const scheme = schemeNamed(spec.scheme);
+  const scheme = schemeNamed(spec.scheme, spec.schemeOptions);
   const keys = spec.keys.map((text, index) => EncryptionKey.parse(text, `key ${index + 1}`).toSchemeKey(scheme));
   if (spec.kind === "decrypt") return decryptRowPlanner(new Keyring(undefined, keys));
   const newKey = EncryptionKey.parse(spec.newKey, "new key").toSchemeKey(scheme);
-  return rotateRowPlanner(newKey, new Keyring(newKey, keys.filter((key) => key.id !== newKey.id)));
+  return rotateRowPlanner(newKey, new Keyring(newKey, keys.filter((key) => key.id !== newKey.id)), scheme);
 }

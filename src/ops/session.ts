@@ -3,7 +3,7 @@ import { DEFAULT_POSTGRES_LIMITS, PostgresDialect, type PostgresSessionLimits } 
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
 import { parseDatabaseTarget } from "../db/target.js";
 import { DbcryptError } from "../errors.js";
-import { loadConfigFile, type DbcryptConfig } from "../schema/config-file.js";
+import { loadConfigFile, type DbcryptConfig, type PresetName } from "../schema/config-file.js";
 import { planSchema } from "../schema/discover.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
@@ -13,6 +13,8 @@ export const DEFAULT_KEYS_TABLE = "dbcrypt_keys";
 export interface SessionRequest {
   database: string | undefined;
   configPath: string | undefined;
+  /** --preset: wins over the config file's. */
+  preset?: PresetName | undefined;
   keysTable: string | undefined;
   command: string;
   /** status, keys list and dry runs open the database read-only, so they can never write. */
@@ -40,7 +42,9 @@ export interface Session extends ReadSession {
 
 /** Config first, then the connection: a bad config file fails before anything is opened. */
 export async function openSession(request: SessionRequest): Promise<Session> {
-  const { config, path } = loadConfigFile(request.configPath);
+  const loaded = loadConfigFile(request.configPath);
+  const config = request.preset === undefined ? loaded.config : { ...loaded.config, preset: request.preset };
+  const path = loaded.path;
   const keysTable = request.keysTable ?? config.keysTable ?? DEFAULT_KEYS_TABLE;
   const target = parseDatabaseTarget(request.database);
   const limits = request.limits ?? DEFAULT_SESSION_LIMITS;

@@ -1,12 +1,12 @@
 import type { EncryptionKey } from "../crypto/encryption-key.js";
-import { Keyring } from "../crypto/keyring.js";
+import { Keyring, UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
 import type { KeyRow } from "../db/dialect.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
 import { activeKeyProblems } from "./keys-state.js";
 import { isPlaintextField, readCells } from "./cells.js";
-import { openField } from "./row-plans.js";
+import { openField, reportableKeyId } from "./row-plans.js";
 import { describeRowKey } from "./runner.js";
 import { loadSchema, type ReadSession } from "./session.js";
 
@@ -34,6 +34,8 @@ export interface StatusReport {
     plaintext: { total: number; nulls: number; toEncrypt: number; keptPlaintext: number };
   }[];
   refusedTables: { table: string; columns: string[]; reason: string }[];
+  /** What the operator should know but that is not a problem (exit code unchanged): preset gaps. */
+  warnings: { table: string; column: string; message: string }[];
   verified: { values: number; undecryptable: { column: string; rowKey: Record<string, string>; keyId: string | null; reason: string }[] } | undefined;
   problems: string[];
 }
@@ -44,8 +46,8 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
   const keysTableExists = await dialect.keysTableExists();
   const schema = await loadSchema(session);
   const keys = keysTableExists ? await dialect.readKeys() : [];
-  const census = await takeCensus(dialect, schema);
   const keyring = request.keys.length > 0 ? new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme))) : undefined;
+  const census = await takeCensus(dialect, schema, keyring);
   const problems = findProblems(dialect.keysTable, keysTableExists, keys, census, schema, keyring, request);
   const verified = request.verify && keyring ? await verifyValues(session, schema, keyring, request.batchSize) : undefined;
   for (const failure of verified?.undecryptable ?? []) {
@@ -67,6 +69,7 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
       plaintext: column.plaintext,
     })),
     refusedTables: schema.refused.map((table) => ({ table: tableLabel(table.ref), columns: table.columns, reason: table.reason })),
+    warnings: schema.warnings.map((warning) => ({ table: tableLabel(warning.ref), column: warning.column, message: warning.message })),
     verified,
     problems,
   };
@@ -80,8 +83,16 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
   const revoked = new Set(keys.flatMap((row) => (row.revokedKeyDigest === null ? [] : [row.revokedKeyDigest])));
   for (const column of census.columns) {
     for (const [keyId, rows] of column.encryptedByKeyId) {
+      if (keyId === UNIDENTIFIED_KEY_ID) {
+        // The scheme stores no key id: only trial decryption with supplied keys can tell.
+        if (keyring) problems.push(`${column.label}: ${rows} encrypted value(s) that none of the supplied keys opens`);
+        else if (request.requireKeyId !== undefined) problems.push(`${column.label}: ${rows} encrypted value(s) whose key cannot be told without --key (this scheme stores no key ids)`);
+        continue;
+      }
       if (revoked.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under revoked key ${keyId}`);
-      else if (!active.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
+      // Where values carry no key id the application never reads the keys table: it is dbcrypt's
+      // record only, and a key it has not recorded yet (before the first run) is no fault.
+      else if (!active.has(keyId) && schema.scheme.keyIdSource !== "trial") problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
       if (keyring && !keyring.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which was not supplied`);
       if (request.requireKeyId !== undefined && keyId !== request.requireKeyId) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, not the required key ${request.requireKeyId}`);
     }
@@ -116,9 +127,9 @@ async function verifyValues(session: ReadSession, schema: SchemaPlan, keyring: K
           if (isPlaintextField(field)) return;
           values++;
           const column = `${tableLabel(table.ref)}.${table.columns[index]?.column}`;
-          const opened = openField(keyring, field);
+          const opened = openField(keyring, field, row.context);
           const reason = opened.ok ? undefined : opened.reason;
-          if (reason !== undefined) undecryptable.push({ column, rowKey: describeRowKey(table, row.rowKey), keyId: field.keyId, reason });
+          if (reason !== undefined) undecryptable.push({ column, rowKey: describeRowKey(table, row.rowKey), keyId: reportableKeyId(field.keyId), reason });
         });
       }
       if (rows.length < batchSize) break;

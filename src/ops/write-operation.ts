@@ -8,6 +8,7 @@ import { runBatches, type BatchAction } from "./runner.js";
 import { DEFAULT_RETRY_POLICY } from "./batch-retry.js";
 import { KeysTableWriter } from "./keys-writer.js";
 import type { DbcryptError } from "../errors.js";
+import type { Keyring } from "../crypto/keyring.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -18,6 +19,8 @@ export interface WriteOperationSpec {
   plan: OperationPlan;
   schema: SchemaPlan;
   census: Census;
+  /** The keys the run was given: the closing census opens values by trial with them, where the scheme stores no key id. */
+  keyring: Keyring;
   filter: BatchFilter;
   action: BatchAction;
   /** Active keys to revoke once no value uses them. */
@@ -45,16 +48,21 @@ export function writeOperation<Request extends WriteRequest>(command: string, bu
   return {
     run: (session, request) => {
       const startedAt = Date.now();
-      return withWritePreparation(session, command, async (prepared) => executeWriteOperation(session.dialect, request, await build(session.dialect, prepared, request), startedAt));
+      return withWritePreparation(session, command, async (prepared) => executeWriteOperation(session.dialect, request, withWarnings(await build(session.dialect, prepared, request)), startedAt));
     },
     dryRun: (session, request) => {
       const startedAt = Date.now();
       return withDryRunPreparation(session, async (prepared) => {
-        const { plan } = await build(session.dialect, prepared, request);
+        const { plan } = withWarnings(await build(session.dialect, prepared, request));
         return emptyResult(plan.command, plan, "dry-run", startedAt);
       });
     },
   };
+}
+
+function withWarnings(spec: WriteOperationSpec): WriteOperationSpec {
+  spec.plan.warnings = spec.schema.warnings.map((warning) => warning.message);
+  return spec;
 }
 
 async function executeWriteOperation(dialect: Dialect, request: WriteRequest, spec: WriteOperationSpec, startedAt: number): Promise<OperationResult> {
@@ -94,7 +102,7 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
   const keysRevoked: string[] = [];
   const keysKept: { keyId: string; reason: string }[] = [];
   if (!outcome.stoppedEarly && spec.revokeCandidates.length > 0) {
-    const after = await takeCensus(dialect, spec.schema);
+    const after = await takeCensus(dialect, spec.schema, spec.keyring);
     for (const keyId of spec.revokeCandidates) {
       const remaining = rowsUnderKey(after, keyId);
       if (remaining > 0) {

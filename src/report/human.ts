@@ -10,6 +10,7 @@ export function formatPlan(plan: OperationPlan): string {
   for (const line of plan.lines) lines.push(`  ${line.column.padEnd(width)}  ${line.from} -> ${line.to}: ${line.rows} value(s)`);
   for (const action of plan.keyActions) lines.push(`  ${action}`);
   lines.push(`  total: ${plan.totalRows} value(s)`);
+  for (const warning of plan.warnings) lines.push(`  warning: ${warning}`);
   return lines.join("\n");
 }
 
@@ -61,6 +62,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push(`  ${column.column} [${column.source}]  encrypted: ${encrypted}  plaintext: ${plaintext.toEncrypt} to encrypt, ${plaintext.keptPlaintext} blank kept, ${plaintext.nulls} null`);
   }
   for (const table of report.refusedTables) lines.push(`refused: ${table.table} (${table.columns.join(", ")}): ${table.reason}`);
+  for (const warning of report.warnings) lines.push(`warning: ${warning.message}`);
   if (report.verified) lines.push(`verified: ${report.verified.values} value(s) decrypted, ${report.verified.undecryptable.length} failed`);
   if (report.problems.length === 0) lines.push("problems: none");
   else {

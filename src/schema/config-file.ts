@@ -21,15 +21,22 @@ export interface TableConfig {
   deletePolicy?: "delete-row" | "clear";
   setOnClear?: string[];
   columns?: Record<string, ColumnConfig>;
+  /** The scheme's row-context inputs, each mapped to a column of this table (`{"workspace": "workspace_id"}`). */
+  context?: Record<string, string>;
 }
 
 export interface DbcryptConfig {
   /** The value scheme of every encrypted column (crypto/schemes); Coder's when absent. */
   scheme?: string;
-  preset?: "auto" | "coder" | "none";
+  /** The scheme's own options (crypto/schemes/*), checked by the scheme. */
+  schemeOptions?: Record<string, unknown>;
+  preset?: PresetName;
   keysTable?: string;
   tables?: Record<string, TableConfig>;
 }
+
+export const PRESET_NAMES = ["auto", "coder", "atelyaos", "company-agents", "none"] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const DEFAULT_CONFIG_FILE = "dbcrypt.config.json";
 const PLAINTEXT_RULES: readonly PlaintextRule[] = ["never", "empty", "blank", "blank-or-empty-object"];
@@ -62,16 +69,17 @@ export function validateConfig(input: unknown, origin: string): DbcryptConfig {
     });
   };
   const root = expectObject(input, "(top level)", fail);
-  allowOnly(root, ["$schema", "scheme", "preset", "keysTable", "tables"], "(top level)", fail);
+  allowOnly(root, ["$schema", "scheme", "schemeOptions", "preset", "keysTable", "tables"], "(top level)", fail);
   const config: DbcryptConfig = {};
   if (root.scheme !== undefined) {
     const known = knownSchemes();
     if (typeof root.scheme !== "string" || !known.includes(root.scheme)) fail("scheme", `must be one of ${known.map((name) => `"${name}"`).join(", ")}`);
     config.scheme = root.scheme as string;
   }
+  if (root.schemeOptions !== undefined) config.schemeOptions = expectObject(root.schemeOptions, "schemeOptions", fail);
   if (root.preset !== undefined) {
-    if (root.preset !== "auto" && root.preset !== "coder" && root.preset !== "none") fail("preset", 'must be "auto", "coder" or "none"');
-    config.preset = root.preset as DbcryptConfig["preset"];
+    if (!(PRESET_NAMES as readonly unknown[]).includes(root.preset)) fail("preset", `must be one of ${PRESET_NAMES.map((name) => `"${name}"`).join(", ")}`);
+    config.preset = root.preset as PresetName;
   }
   if (root.keysTable !== undefined) config.keysTable = expectIdentifier(root.keysTable, "keysTable", fail);
   if (root.tables !== undefined) {
@@ -88,7 +96,7 @@ type Fail = (at: string, problem: string) => never;
 
 function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
   const raw = expectObject(input, at, fail);
-  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns"], at, fail);
+  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns", "context"], at, fail);
   const table: TableConfig = {};
   if (raw.exclude !== undefined) table.exclude = expectBoolean(raw.exclude, `${at}.exclude`, fail);
   if (raw.rowKey !== undefined) table.rowKey = expectIdentifierList(raw.rowKey, `${at}.rowKey`, fail);
@@ -97,6 +105,10 @@ function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
     table.deletePolicy = raw.deletePolicy as TableConfig["deletePolicy"];
   }
   if (raw.setOnClear !== undefined) table.setOnClear = expectIdentifierList(raw.setOnClear, `${at}.setOnClear`, fail);
+  if (raw.context !== undefined) {
+    const context = expectObject(raw.context, `${at}.context`, fail);
+    table.context = Object.fromEntries(Object.entries(context).map(([input, column]) => [input, expectIdentifier(column, `${at}.context.${input}`, fail)]));
+  }
   if (raw.columns !== undefined) {
     const columns = expectObject(raw.columns, `${at}.columns`, fail);
     table.columns = {};

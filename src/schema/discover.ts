@@ -1,7 +1,9 @@
 import { DEFAULT_SCHEME, schemeNamed } from "../crypto/schemes/registry.js";
 import { DbcryptError } from "../errors.js";
 import { CODER_MARKER_TABLES, CODER_PRESET, type PresetTableRules } from "./coder-preset.js";
-import type { DbcryptConfig, TableConfig } from "./config-file.js";
+import type { ColumnConfig, DbcryptConfig, TableConfig } from "./config-file.js";
+import { APP_PRESETS, type AppPreset } from "./app-presets.js";
+import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type {
   CatalogColumn,
   CatalogTable,
@@ -10,6 +12,7 @@ import type {
   EncryptedTable,
   RefusedTable,
   SchemaPlan,
+  SchemaWarning,
 } from "./model.js";
 import { tableLabel } from "./model.js";
 
@@ -24,22 +27,24 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   const byLabel = new Map(catalog.map((table) => [tableLabel(table), table]));
   checkConfigNamesExist(config, byLabel);
   const preset = choosePreset(catalog, config);
-  const scheme = config.scheme === undefined ? DEFAULT_SCHEME : schemeNamed(config.scheme);
-  if (scheme.keyIdSource === "trial") {
-    throw new DbcryptError("bad_config", `value scheme "${scheme.name}" finds a value's key by trial decryption, which dbcrypt does not support yet`, {
-      hint: "choose a scheme whose key ids are stored, or wait for trial-decryption support",
-    });
-  }
-  if (scheme.keyIdSource !== "column" && scheme.keyIdOfCell === undefined) {
+  const appPreset = preset === "atelyaos" || preset === "company-agents" ? APP_PRESETS[preset] : undefined;
+  const schemeName = config.scheme ?? appPreset?.scheme;
+  const scheme = schemeName === undefined ? schemeNamed(DEFAULT_SCHEME.name, config.schemeOptions) : schemeNamed(schemeName, config.schemeOptions);
+  if ((scheme.keyIdSource === "prefix" || scheme.keyIdSource === "embedded") && scheme.keyIdOfCell === undefined) {
     throw new DbcryptError("internal", `value scheme "${scheme.name}" keeps key ids inside the values but cannot read them (no keyIdOfCell)`);
+  }
+  if (scheme.keyIdSource === "trial" && scheme.looksSealed === undefined) {
+    throw new DbcryptError("internal", `value scheme "${scheme.name}" finds keys by trial but cannot tell ciphertext from plaintext (no looksSealed)`);
   }
   const keyIdsInValues = scheme.keyIdSource !== "column";
   const tables: EncryptedTable[] = [];
   const refused: RefusedTable[] = [];
+  const warnings: SchemaWarning[] = [];
+  const presetTables = appPreset === undefined ? new Map<string, TableConfig>() : confirmAppPreset(preset, appPreset, byLabel, warnings);
   for (const table of catalog) {
     if (table.name === keysTable) continue;
     const label = tableLabel(table);
-    const tableConfig = config.tables?.[label] ?? config.tables?.[table.name];
+    const tableConfig = mergeTableConfig(presetTables.get(label) ?? presetTables.get(table.name), config.tables?.[label] ?? config.tables?.[table.name]);
     if (tableConfig?.exclude) continue;
     const presetRules = preset === "coder" ? CODER_PRESET[table.name] : undefined;
     const columns = encryptedColumnsOf(table, tableConfig, presetRules, keyIdsInValues);
@@ -69,15 +74,50 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       continue;
     }
     const rowKeyTypes = rowKey.map((name) => requireColumn(table, name, `rowKey of ${label}`).dataType);
+    const context = contextOf(table, tableConfig, scheme, columns);
+    if (typeof context === "string") {
+      refused.push({ ref: table, columns: columns.map((column) => column.column), reason: context });
+      continue;
+    }
     tables.push({
       ref: { schema: table.schema, name: table.name },
       rowKey,
       rowKeyTypes,
       columns,
       deletePolicy: deletePolicyOf(table, tableConfig, presetRules),
+      context,
     });
+    if (preset === "coder") warnings.push(...unknownToPreset(table, label, columns, tableConfig, presetRules));
   }
-  return { tables, refused, preset, scheme };
+  return { tables, refused, warnings, preset, scheme };
+}
+
+/**
+ * Discovered columns the Coder preset does not know (Coder adds encrypted columns often). Their rule
+ * is the default "never", so `rotate` encrypts even a blank value that Coder may keep as plaintext
+ * with a NULL key id. Naming keepPlaintext for the column in the config file silences the warning.
+ */
+function unknownToPreset(
+  table: CatalogTable,
+  label: string,
+  columns: EncryptedColumn[],
+  tableConfig: TableConfig | undefined,
+  presetRules: PresetTableRules | undefined,
+): SchemaWarning[] {
+  const warnings: SchemaWarning[] = [];
+  for (const column of columns) {
+    if (column.source === "config" || presetRules?.columns.includes(column.column)) continue;
+    if (tableConfig?.columns?.[column.column]?.keepPlaintext !== undefined) continue;
+    let message =
+      `${label}.${column.column}: not in dbcrypt's Coder preset; every non-NULL value will be encrypted ` +
+      `(Coder may keep blank values plaintext); set tables["${label}"].columns["${column.column}"].keepPlaintext in the config file (dbcrypt.config.json)`;
+    // A table the preset does not name gets the default delete policy, "clear" (deletePolicyOf).
+    if (presetRules === undefined && tableConfig?.deletePolicy === undefined) {
+      message += `; delete will clear it to ${column.clearTo === null ? "NULL" : JSON.stringify(column.clearTo)} in place unless tables["${label}"].deletePolicy says otherwise`;
+    }
+    warnings.push({ ref: { schema: table.schema, name: table.name }, column: column.column, message });
+  }
+  return warnings;
 }
 
 /** Foreign-key columns to the keys table that no encrypted column uses and the config did not exclude. */
@@ -89,8 +129,69 @@ function unmappedForeignKeys(table: CatalogTable, columns: EncryptedColumn[], ta
   return table.keysTableForeignKeys.map((foreignKey) => foreignKey.column).filter((column) => !mapped.has(column) && !excluded.has(column));
 }
 
-function choosePreset(catalog: CatalogTable[], config: DbcryptConfig): "coder" | "none" {
-  if (config.preset === "coder" || config.preset === "none") return config.preset;
+/**
+ * An application preset's tables as far as the database has them: a listed table or column that
+ * is missing is a warning (the application's version may not have it yet), never an error.
+ */
+function confirmAppPreset(name: string, preset: AppPreset, byLabel: Map<string, CatalogTable>, warnings: SchemaWarning[]): Map<string, TableConfig> {
+  const confirmed = new Map<string, TableConfig>();
+  for (const [tableName, tableConfig] of Object.entries(preset.tables)) {
+    const table = byLabel.get(tableName);
+    if (table === undefined) {
+      warnings.push({ ref: { schema: undefined, name: tableName }, column: "", message: `preset ${name} lists table ${tableName}, which the database does not have; it is skipped` });
+      continue;
+    }
+    const columns: Record<string, ColumnConfig> = {};
+    for (const [columnName, columnConfig] of Object.entries(tableConfig.columns ?? {})) {
+      if (table.columns.some((column) => column.name === columnName)) columns[columnName] = columnConfig;
+      else warnings.push({ ref: table, column: columnName, message: `preset ${name} lists column ${tableName}.${columnName}, which the database does not have; it is skipped` });
+    }
+    if (Object.keys(columns).length > 0) confirmed.set(tableName, { ...tableConfig, columns });
+  }
+  return confirmed;
+}
+
+/** The config file's entry for a table over the preset's: its columns and settings win. */
+function mergeTableConfig(fromPreset: TableConfig | undefined, fromConfig: TableConfig | undefined): TableConfig | undefined {
+  if (fromPreset === undefined) return fromConfig;
+  if (fromConfig === undefined) return fromPreset;
+  const columns = { ...fromPreset.columns, ...fromConfig.columns };
+  const context = fromConfig.context ?? fromPreset.context;
+  return { ...fromPreset, ...fromConfig, columns, ...(context === undefined ? {} : { context }) };
+}
+
+/**
+ * The row-context columns the scheme needs for this table, or why the table cannot be processed.
+ * A mapping the scheme does not use is a config error: it would suggest the cells depend on a
+ * column they do not.
+ */
+function contextOf(table: CatalogTable, tableConfig: TableConfig | undefined, scheme: ValueScheme, columns: EncryptedColumn[]): EncryptedTable["context"] | string {
+  const inputs = scheme.contextInputs ?? [];
+  const mapping = tableConfig?.context ?? {};
+  for (const input of Object.keys(mapping)) {
+    if (!inputs.includes(input)) {
+      throw new DbcryptError("bad_config", `${tableLabel(table)}: context input "${input}" is not one value scheme "${scheme.name}" uses (it uses: ${inputs.join(", ") || "none"})`, {
+        hint: "fix or remove that entry under the table's \"context\" in the config file",
+      });
+    }
+  }
+  if (inputs.length === 0 || columns.every((column) => column.keyIdColumn !== undefined)) return [];
+  const context: EncryptedTable["context"] = [];
+  for (const input of inputs) {
+    const columnName = mapping[input];
+    if (columnName === undefined) {
+      return `needs the column holding each row's ${input} for value scheme "${scheme.name}"; name it under tables["${tableLabel(table)}"].context.${input} in the config file`;
+    }
+    if (!table.columns.some((column) => column.name === columnName)) {
+      return `has no column ${columnName}, which its context.${input} names; fix the config file or the preset's mapping`;
+    }
+    context.push({ input, column: columnName });
+  }
+  return context;
+}
+
+function choosePreset(catalog: CatalogTable[], config: DbcryptConfig): SchemaPlan["preset"] {
+  if (config.preset !== undefined && config.preset !== "auto") return config.preset;
   const looksLikeCoder = catalog.some(
     (table) => CODER_MARKER_TABLES.includes(table.name) && table.keysTableForeignKeys.length > 0,
   );

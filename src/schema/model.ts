@@ -53,6 +53,11 @@ export interface EncryptedColumn {
   clearTo: string | null;
   /** Where dbcrypt learned about this column. */
   source: "foreign-key" | "naming-rule" | "config";
+  /**
+   * How the column's cells are spelt, where the scheme has several spellings (ValueScheme
+   * .spellingsOf): set by the census from the cells it read, used when writing the column.
+   */
+  spelling?: string;
 }
 
 /** The key-id column of a column that has one; census and clear SQL exist only for those. */
@@ -73,6 +78,12 @@ export interface EncryptedTable {
   rowKeyTypes: string[];
   columns: EncryptedColumn[];
   deletePolicy: DeletePolicy;
+  /**
+   * Columns read with every row for the scheme's RowContext (a workspace id, the parts of an
+   * AAD), by the scheme's input name. They are never written; a write happens only while they
+   * still hold what was read, since a cell sealed for another workspace could not be opened.
+   */
+  context: { input: string; column: string }[];
 }
 
 export interface RefusedTable {
@@ -81,10 +92,22 @@ export interface RefusedTable {
   reason: string;
 }
 
+/**
+ * Something about an encrypted column the operator should check, though it does not stop any
+ * command: today, a column the Coder preset does not know, whose plaintext rule is a default.
+ */
+export interface SchemaWarning {
+  ref: TableRef;
+  column: string;
+  /** Starts with `<table>.<column>:`, so it reads on its own. */
+  message: string;
+}
+
 export interface SchemaPlan {
   tables: EncryptedTable[];
   refused: RefusedTable[];
-  preset: "coder" | "none";
+  warnings: SchemaWarning[];
+  preset: "coder" | "atelyaos" | "company-agents" | "none";
   /** How every encrypted cell is stored: format, key ids, cipher, canary. */
   scheme: ValueScheme;
 }

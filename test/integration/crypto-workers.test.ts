@@ -28,6 +28,7 @@ const table: EncryptedTable = {
     { column: "a", keyIdColumn: "a_key_id", keepPlaintext: "never", clearTo: null, source: "foreign-key" },
     { column: "b", keyIdColumn: "b_key_id", keepPlaintext: "blank", clearTo: "", source: "foreign-key" },
   ],
+  context: [],
   deletePolicy: { action: "delete-row" },
 };
 

@@ -8,6 +8,7 @@ import { DbcryptError } from "../../src/errors.js";
 import { CODER_MARKER_TABLES, CODER_PRESET } from "../../src/schema/coder-preset.js";
 import type { DbcryptConfig } from "../../src/schema/config-file.js";
 import { planSchema } from "../../src/schema/discover.js";
+import { staysPlaintext } from "../../src/schema/plaintext-rule.js";
 import { tableLabel, type CatalogColumn, type CatalogTable, type EncryptedTable, type SchemaPlan } from "../../src/schema/model.js";
 import { coderScheme } from "../../src/crypto/schemes/coder-aes256gcm.js";
 
@@ -98,6 +99,19 @@ function coderCatalog(): CatalogTable[] {
   ];
 }
 
+/** The chat-provider era and newer tables (chat_providers, user_chat_provider_keys, chat_automation_triggers). */
+function coderChatTables(): CatalogTable[] {
+  return [
+    table("chat_providers", { columns: [notNull("id", "uuid"), notNull("provider"), notNull("api_key"), "api_key_key_id"], primaryKey: ["id"], fks: ["api_key_key_id"] }),
+    table("user_chat_provider_keys", { columns: [notNull("id", "uuid"), notNull("api_key"), "api_key_key_id"], primaryKey: ["id"], fks: ["api_key_key_id"] }),
+    table("chat_automation_triggers", {
+      columns: [notNull("id", "uuid"), notNull("type", "chat_automation_trigger_type"), "webhook_secret", "webhook_secret_key_id"],
+      primaryKey: ["id"],
+      fks: ["webhook_secret_key_id"],
+    }),
+  ];
+}
+
 function byName(plan: SchemaPlan, name: string): EncryptedTable {
   const found = plan.tables.find((candidate) => candidate.ref.name === name);
   if (found === undefined) throw new Error(`table ${name} is not in the plan`);
@@ -133,6 +147,7 @@ describe("foreign-key discovery", () => {
           { column: "b", keyIdColumn: "b_key_id", keepPlaintext: "never", clearTo: null, source: "foreign-key" },
         ],
         deletePolicy: { action: "clear", setTimestampColumns: [] },
+        context: [],
       },
     ]);
   });
@@ -246,7 +261,7 @@ describe("row keys", () => {
 
   it("does not refuse a table without a key when it has no encrypted columns", () => {
     const plan = planSchema([table("logs", { columns: ["line"] })], {}, KEYS);
-    expect(plan).toEqual({ tables: [], refused: [], preset: "none", scheme: coderScheme });
+    expect(plan).toEqual({ tables: [], refused: [], warnings: [], preset: "none", scheme: coderScheme });
   });
 
   it("takes a rowKey from the config over the primary key", () => {
@@ -277,7 +292,7 @@ describe("config overrides", () => {
 
   it("excludes a table that would otherwise be refused", () => {
     const plan = planSchema([table("t", { columns: ["v", "v_key_id"], fks: ["v_key_id"] })], { tables: { t: { exclude: true } } }, KEYS);
-    expect(plan).toEqual({ tables: [], refused: [], preset: "none", scheme: coderScheme });
+    expect(plan).toEqual({ tables: [], refused: [], warnings: [], preset: "none", scheme: coderScheme });
   });
 
   it("excludes one column", () => {
@@ -436,8 +451,13 @@ describe("Coder preset", () => {
       { action: "clear", setTimestampColumns: [] },
       { api_key_value: ["blank", ""], custom_headers: ["blank", "{}"], oauth2_client_secret: ["blank", ""], signing_secret: ["blank", ""] },
     ],
+    // Newer and chat-era tables: InsertChatProvider/UpdateChatProvider, UpsertUserChatProviderKey,
+    // InsertChatAutomationTrigger/UpdateChatAutomationTriggerWebhookSecret (docs/config.md).
+    ["chat_providers", { action: "clear", setTimestampColumns: [] }, { api_key: ["blank", ""] }],
+    ["user_chat_provider_keys", { action: "delete-row" }, { api_key: ["blank", ""] }],
+    ["chat_automation_triggers", { action: "delete-row" }, { webhook_secret: ["blank", null] }],
   ])("%s", (name, deletePolicy, columns) => {
-    const entry = byName(planSchema(coderCatalog(), {}, KEYS), name);
+    const entry = byName(planSchema([...coderCatalog(), ...coderChatTables()], {}, KEYS), name);
     expect(entry.deletePolicy).toEqual(deletePolicy);
     expect(Object.fromEntries(entry.columns.map((column) => [column.column, [column.keepPlaintext, column.clearTo]]))).toEqual(columns);
   });
@@ -452,6 +472,95 @@ describe("Coder preset", () => {
     expect(future.deletePolicy).toEqual({ action: "clear", setTimestampColumns: [] });
     expect(future.columns).toEqual([{ column: "secret", keyIdColumn: "secret_key_id", keepPlaintext: "never", clearTo: "", source: "foreign-key" }]);
     for (const name of Object.keys(CODER_PRESET)) expect(CODER_PRESET[name]?.deletePolicy).toBeDefined();
+  });
+
+  it("keeps a blank chat_providers.api_key plaintext, as Coder does (TrimSpace, not only '')", () => {
+    const apiKey = byName(planSchema([...coderCatalog(), ...coderChatTables()], {}, KEYS), "chat_providers").columns[0]!;
+    expect(apiKey.column).toBe("api_key");
+    for (const blank of ["", " ", "\t", " \n\r "]) expect([blank, staysPlaintext(apiKey.keepPlaintext, blank)]).toEqual([blank, true]);
+    expect(staysPlaintext(apiKey.keepPlaintext, " sk-key ")).toBe(false);
+  });
+
+  it("lists every column it has rules for among the table's known columns", () => {
+    for (const [name, rules] of Object.entries(CODER_PRESET)) {
+      expect(rules.columns.length, name).toBeGreaterThan(0);
+      for (const column of [...Object.keys(rules.keepPlaintext ?? {}), ...Object.keys(rules.clearTo ?? {})]) {
+        expect(rules.columns, `${name}.${column}`).toContain(column);
+      }
+    }
+  });
+
+  describe("warnings for columns the preset does not know", () => {
+    const withChat = () => [...coderCatalog(), ...coderChatTables()];
+
+    it("gives none for the columns it knows", () => {
+      expect(planSchema(withChat(), {}, KEYS).warnings).toEqual([]);
+    });
+
+    it("names a new column of a known table, with the config key that settles it", () => {
+      const newColumn = table("user_links", { columns: ["new_col", "new_col_key_id"], fks: ["new_col_key_id"] });
+      const catalog = withChat().map((entry) =>
+        entry.name === "user_links"
+          ? { ...entry, columns: [...entry.columns, ...newColumn.columns], keysTableForeignKeys: [...entry.keysTableForeignKeys, ...newColumn.keysTableForeignKeys] }
+          : entry,
+      );
+      const plan = planSchema(catalog, {}, KEYS);
+      expect(plan.warnings).toEqual([
+        {
+          ref: { schema: "public", name: "user_links" },
+          column: "new_col",
+          message:
+            'user_links.new_col: not in dbcrypt\'s Coder preset; every non-NULL value will be encrypted (Coder may keep blank values plaintext); set tables["user_links"].columns["new_col"].keepPlaintext in the config file (dbcrypt.config.json)',
+        },
+      ]);
+      // The column is still processed, under the defaults, and the table keeps its preset policy.
+      const links = byName(plan, "user_links");
+      expect(links.columns.find((column) => column.column === "new_col")).toMatchObject({ keepPlaintext: "never", source: "foreign-key" });
+      expect(links.deletePolicy).toEqual({ action: "delete-row" });
+    });
+
+    it("names every column of an unknown table, found by foreign key or naming rule, and says what delete will do", () => {
+      const plan = planSchema(
+        [
+          ...withChat(),
+          table("future_table", { columns: [notNull("id", "uuid"), notNull("secret"), "secret_key_id"], primaryKey: ["id"], fks: ["secret_key_id"] }),
+          table("named_only", { columns: [notNull("id", "uuid"), "token", "token_key_id"], primaryKey: ["id"] }),
+        ],
+        {},
+        KEYS,
+      );
+      expect(plan.warnings.map((warning) => [`${warning.ref.name}.${warning.column}`, warning.message])).toEqual([
+        [
+          "future_table.secret",
+          'future_table.secret: not in dbcrypt\'s Coder preset; every non-NULL value will be encrypted (Coder may keep blank values plaintext); set tables["future_table"].columns["secret"].keepPlaintext in the config file (dbcrypt.config.json); delete will clear it to "" in place unless tables["future_table"].deletePolicy says otherwise',
+        ],
+        [
+          "named_only.token",
+          'named_only.token: not in dbcrypt\'s Coder preset; every non-NULL value will be encrypted (Coder may keep blank values plaintext); set tables["named_only"].columns["token"].keepPlaintext in the config file (dbcrypt.config.json); delete will clear it to NULL in place unless tables["named_only"].deletePolicy says otherwise',
+        ],
+      ]);
+    });
+
+    it("is settled by keepPlaintext in the config; a deletePolicy alone only drops the delete note", () => {
+      const catalog = [
+        ...withChat(),
+        table("future_table", { columns: [notNull("id", "uuid"), notNull("a"), "a_key_id", notNull("b"), "b_key_id"], primaryKey: ["id"], fks: ["a_key_id", "b_key_id"] }),
+      ];
+      const plan = planSchema(catalog, { tables: { future_table: { deletePolicy: "delete-row", columns: { a: { keepPlaintext: "never" } } } } }, KEYS);
+      expect(plan.warnings.map((warning) => warning.column)).toEqual(["b"]);
+      expect(plan.warnings[0]!.message).not.toContain("delete will");
+    });
+
+    it("gives none for config-only columns, a refused table, or when the preset is off", () => {
+      const extra = table("future_table", { columns: [notNull("id", "uuid"), notNull("secret"), "secret_key_id", "other", "other_kid"], primaryKey: ["id"], fks: ["secret_key_id"] });
+      expect(planSchema([...withChat(), extra], { preset: "none" }, KEYS).warnings).toEqual([]);
+      const configOnly = planSchema([...withChat(), extra], { tables: { future_table: { columns: { secret: { exclude: true }, other: { keyIdColumn: "other_kid" } } } } }, KEYS);
+      expect(configOnly.warnings).toEqual([]);
+      const noKey = table("future_table", { columns: ["secret", "secret_key_id"], fks: ["secret_key_id"] });
+      const refused = planSchema([...withChat(), noKey], {}, KEYS);
+      expect(refused.refused.map((entry) => entry.ref.name)).toEqual(["future_table"]);
+      expect(refused.warnings).toEqual([]);
+    });
   });
 
   it("drops a preset timestamp column the table does not have (older workspace_secrets)", () => {

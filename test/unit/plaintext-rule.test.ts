@@ -29,6 +29,18 @@ describe("staysPlaintext", () => {
     for (const [value, expected] of Object.entries(cases)) expect([value, staysPlaintext(rule, value)]).toEqual([value, expected]);
   });
 
+  it("blank: a whitespace-only value stays plaintext, as Coder's strings.TrimSpace(v) == \"\" test keeps it (chat_providers.api_key)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...ASCII_WHITESPACE), { minLength: 1 }), (parts) => {
+        const value = parts.join("");
+        expect(staysPlaintext("blank", value)).toBe(true);
+        // Rules that do not trim encrypt it.
+        expect(staysPlaintext("never", value)).toBe(false);
+        expect(staysPlaintext("empty", value)).toBe(false);
+      }),
+    );
+  });
+
   it("encrypts every non-blank value under every rule", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary" }).filter((value) => /[^ \t\n\r\v\f]/.test(value) && value.trim() !== "{}"), (value) => {
@@ -71,6 +83,7 @@ describe("isBlank", () => {
       rowKeyTypes: ["INTEGER"],
       columns: [{ column: "v", keyIdColumn: "v_key_id", keepPlaintext: "blank", clearTo: null, source: "naming-rule" }],
       deletePolicy: { action: "delete-row" },
+      context: [],
     };
     const codes = /trim\("v", char\(([0-9, ]+)\)\)/.exec(censusSqlite(table, table.columns[0]!))?.[1];
     expect(codes).toBeDefined();

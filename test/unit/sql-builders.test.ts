@@ -38,6 +38,7 @@ const userLinks: EncryptedTable = {
   rowKey: ["user_id", "login_type"],
   rowKeyTypes: ["uuid", "login_type"],
   columns: [column("oauth_access_token"), column("oauth_refresh_token")],
+  context: [],
   deletePolicy: { action: "delete-row" },
 };
 
@@ -47,6 +48,7 @@ const workspaceSecrets: EncryptedTable = {
   rowKey: ["id"],
   rowKeyTypes: ["uuid"],
   columns: [column("value", { clearTo: null })],
+  context: [],
   deletePolicy: { action: "clear", setTimestampColumns: ["cleared_at"] },
 };
 
@@ -56,6 +58,7 @@ const sqliteGitsshkeys: EncryptedTable = {
   rowKey: ["user_id"],
   rowKeyTypes: ["TEXT"],
   columns: [column("private_key")],
+  context: [],
   deletePolicy: { action: "clear", setTimestampColumns: [] },
 };
 
@@ -76,6 +79,7 @@ const hostile: EncryptedTable = {
   rowKey: [HOSTILE.key1, HOSTILE.key2],
   rowKeyTypes: ["bigint", "text"],
   columns: [column(HOSTILE.value1, { clearTo: "" }), column(HOSTILE.value2, { clearTo: null })],
+  context: [],
   deletePolicy: { action: "clear", setTimestampColumns: [HOSTILE.stamp] },
 };
 
@@ -306,6 +310,7 @@ describe("PostgreSQL builders with hostile identifiers", () => {
           rowKey: [key],
           rowKeyTypes: ["text"],
           columns: [column(value)],
+          context: [],
           deletePolicy: { action: "clear", setTimestampColumns: [stamp] },
         };
         const everywhere = [schema, table, value, `${value}_key_id`];
@@ -499,6 +504,7 @@ describe("PostgreSQL compare-and-swap on the row version", () => {
       rowKey: ["user_id", "login_type"],
       rowKeyTypes: ["uuid", "login_type"],
       columns: [{ column: "oauth_access_token", keyIdColumn: "oauth_access_token_key_id", keepPlaintext: "never" as const, clearTo: "", source: "foreign-key" as const }],
+      context: [],
       deletePolicy: { action: "delete-row" as const },
     };
     const statement = updateBatchByVersionSql(table, [["u1"], ["github"]], ["123"], [["ct"], ["abc1234"]]);
@@ -518,6 +524,7 @@ const notesInValue: EncryptedTable = {
   rowKey: ["id"],
   rowKeyTypes: ["integer"],
   columns: [column("secret", { keyIdColumn: undefined })],
+  context: [],
   deletePolicy: { action: "delete-row" },
 };
 

@@ -17,19 +17,27 @@
 export type KeyIdSource = "column" | "prefix" | "embedded" | "trial";
 
 /** Why a cell did not open, in words safe to print: never any part of the value or the key. */
-export type OpenResult = { ok: true; plaintext: Buffer } | { ok: false; reason: string };
+export type OpenResult = { ok: true; plaintext: Buffer; format?: string } | { ok: false; reason: string };
 
 /**
- * Other columns of the same row, by name, for schemes whose cells depend on them: additional
- * authenticated data built from other columns (Obot), or a per-row key derived from the master key
- * and a column (HMAC-SHA256 of a workspace id, AtelyaOS). Schemes that need none ignore it.
+ * Values from other columns of the same row, by the scheme's input name (ValueScheme.contextInputs),
+ * for schemes whose cells depend on them: additional authenticated data built from other columns
+ * (Obot), or a per-row key derived from the master key and a column (HMAC-SHA256 of a workspace
+ * id, AtelyaOS). The config maps each input to a column per table. Schemes that need none ignore it.
  */
 export type RowContext = Readonly<Record<string, string | null>>;
+
+/** Thrown by seal when a row cannot be given a key (its workspace id is NULL); the message names no value. */
+export class RowKeyUnavailable extends Error {}
 
 /** One key as a scheme uses it. Key material stays inside; only the id is ever shown. */
 export interface SchemeKey {
   readonly id: string;
-  seal(plaintext: string | Buffer, context?: RowContext): string;
+  /**
+   * `format` is what open() reported for the value being replaced (its text encoding, say), so a
+   * rewrite keeps the spelling the application wrote; without it the scheme's default is used.
+   */
+  seal(plaintext: string | Buffer, context?: RowContext, format?: string): string;
   open(cell: string, context?: RowContext): OpenResult;
 }
 
@@ -46,6 +54,32 @@ export interface ValueScheme {
    * is not this scheme's ciphertext (so it is plaintext).
    */
   keyIdOfCell?(cell: string): string | undefined;
-  /** Names of the row's other columns the scheme needs as RowContext for this column. */
-  contextColumns?(column: string): readonly string[];
+  /**
+   * For keyIdSource trial: whether a cell has the shape of this scheme's ciphertext (decodes to
+   * at least nonce and tag). Such a cell counts as encrypted, and the key that opens it is its key;
+   * any other non-NULL cell is plaintext.
+   */
+  looksSealed?(cell: string): boolean;
+  /**
+   * For schemes whose cells come in several spellings (base64 variants, hex): every spelling this
+   * cell's text is valid in. The census tallies them per column; the spelling valid for the most
+   * cells is the column's, which decides ties (a URL-safe unpadded cell without - or _ reads as
+   * standard base64 too) and is how new cells in that column are written.
+   */
+  spellingsOf?(cell: string): readonly string[];
+  /** Names of the RowContext inputs every cell needs (the config maps each to a column). */
+  readonly contextInputs?: readonly string[];
+  /** The options this instance was made with, so a worker thread can make the same one. */
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Makes a scheme from its options (`"schemeOptions"` in the config file). `origin` names where
+ * the options came from, for errors. A scheme without options is wrapped by registerScheme.
+ */
+export interface SchemeFactory {
+  readonly name: string;
+  /** One line for `--help` and docs: what the scheme is. */
+  readonly summary: string;
+  create(options: Readonly<Record<string, unknown>> | undefined, origin: string): ValueScheme;
 }

@@ -1,0 +1,136 @@
+import { createHmac, randomBytes } from "node:crypto";
+import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
+import { CELL_ENCODINGS, decodeCellCandidates, encodeCell, isCellEncoding, spellingsOf, type CellEncoding } from "../cell-encoding.js";
+import { labelledKeyId } from "../key-id.js";
+import { SchemeOptions } from "./scheme-options.js";
+import { RowKeyUnavailable, type OpenResult, type RowContext, type SchemeFactory, type SchemeKey, type ValueScheme } from "./value-scheme.js";
+
+/**
+ * AtelyaOS: libsodium secretbox (XSalsa20-Poly1305), cell = encoding(nonce(24) ‖ tag(16) ‖
+ * ciphertext), no key id stored. Each row's key is derived from the master key and the row's
+ * workspace id, HMAC-SHA256 by default. The seed documents the chain but not its details, so the
+ * HMAC's argument order and the id's encoding are options, and the tag, which fails cleanly under
+ * a wrong key, is what confirms a reading (trial decryption). Formats: docs/schemes.md.
+ */
+const NONCE_BYTES = 24;
+const TAG_BYTES = 16;
+/** What the key id is computed over, so the same master key has another id under Coder's scheme. */
+const KEY_ID_LABEL = "xsalsa20poly1305";
+/** Workspace keys kept per master key: bounded so a table with millions of workspaces stays flat. */
+const DERIVED_KEY_CACHE = 10_000;
+/** The input name the config maps to a column (`"context": {"workspace": "workspace_id"}`). */
+export const WORKSPACE_INPUT = "workspace";
+
+const DERIVATIONS = ["hmac-sha256(master,workspace)", "hmac-sha256(workspace,master)", "none"] as const;
+type Derivation = (typeof DERIVATIONS)[number];
+const WORKSPACE_ENCODINGS = ["utf8", "uuid-bytes", "hex"] as const;
+type WorkspaceEncoding = (typeof WORKSPACE_ENCODINGS)[number];
+
+interface Settings {
+  derivation: Derivation;
+  workspaceEncoding: WorkspaceEncoding;
+  encoding: CellEncoding;
+}
+
+
+function workspaceBytes(id: string, encoding: WorkspaceEncoding): Buffer | undefined {
+  switch (encoding) {
+    case "utf8":
+      return Buffer.from(id, "utf8");
+    case "uuid-bytes": {
+      const hex = id.replace(/-/g, "");
+      return /^[0-9a-fA-F]{32}$/.test(hex) && /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/.test(id) ? Buffer.from(hex, "hex") : undefined;
+    }
+    case "hex":
+      return id.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(id) ? Buffer.from(id, "hex") : undefined;
+  }
+}
+
+class SecretboxWorkspaceKey implements SchemeKey {
+  readonly id: string;
+  readonly #master: Buffer;
+  readonly #settings: Settings;
+  readonly #derived = new Map<string, Uint8Array>();
+
+  constructor(master: Uint8Array, settings: Settings) {
+    this.#master = Buffer.from(master);
+    this.#settings = settings;
+    this.id = labelledKeyId(KEY_ID_LABEL, this.#master);
+  }
+
+  /** The row's key, or why there is none (a NULL or malformed workspace id). */
+  #rowKey(context: RowContext | undefined): Uint8Array | string {
+    if (this.#settings.derivation === "none") return this.#master;
+    // The keys table's canary has no row: it is sealed under the key of the empty workspace id.
+    const workspace = context === undefined ? "" : context[WORKSPACE_INPUT];
+    if (workspace === null || workspace === undefined) return "the row's workspace id is NULL, so it has no key";
+    const cached = this.#derived.get(workspace);
+    if (cached !== undefined) return cached;
+    const message = workspaceBytes(workspace, this.#settings.workspaceEncoding);
+    if (message === undefined) return `the row's workspace id is not ${this.#settings.workspaceEncoding}`;
+    const derived =
+      this.#settings.derivation === "hmac-sha256(master,workspace)"
+        ? createHmac("sha256", this.#master).update(message).digest()
+        : createHmac("sha256", message).update(this.#master).digest();
+    if (this.#derived.size >= DERIVED_KEY_CACHE) this.#derived.clear();
+    this.#derived.set(workspace, derived);
+    return derived;
+  }
+
+  seal(plaintext: string | Buffer, context?: RowContext, format?: string): string {
+    const key = this.#rowKey(context);
+    if (typeof key === "string") throw new RowKeyUnavailable(key);
+    const nonce = randomBytes(NONCE_BYTES);
+    const message = typeof plaintext === "string" ? Buffer.from(plaintext, "utf8") : plaintext;
+    const box = xsalsa20poly1305(key, nonce).encrypt(message);
+    return encodeCell(Buffer.concat([nonce, box]), isCellEncoding(format) ? format : this.#settings.encoding);
+  }
+
+  open(cell: string, context?: RowContext): OpenResult {
+    const candidates = decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES);
+    if (candidates.length === 0) return { ok: false, reason: "not a secretbox cell (no encoding decodes it to at least nonce and tag)" };
+    const key = this.#rowKey(context);
+    if (typeof key === "string") return { ok: false, reason: key };
+    for (const candidate of candidates) {
+      try {
+        const plaintext = xsalsa20poly1305(key, candidate.bytes.subarray(0, NONCE_BYTES)).decrypt(candidate.bytes.subarray(NONCE_BYTES));
+        return { ok: true, plaintext: Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), format: candidate.encoding };
+      } catch {
+        // Poly1305 rejected this reading; another spelling of the same text may still open.
+      }
+    }
+    return { ok: false, reason: "authentication failed (wrong master key, wrong workspace id or corrupted value)" };
+  }
+
+  toJSON(): { id: string } {
+    return { id: this.id };
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `SecretboxWorkspaceKey(${this.id})`;
+  }
+}
+
+export const secretboxWorkspaceFactory: SchemeFactory = {
+  name: "secretbox-workspace",
+  summary: "libsodium secretbox (XSalsa20-Poly1305) under a key derived per workspace from a master key (AtelyaOS); no key id stored",
+  create(options, origin): ValueScheme {
+    const read = new SchemeOptions("secretbox-workspace", options, origin, ["derivation", "workspaceIdEncoding", "encoding"]);
+    const settings: Settings = {
+      derivation: read.oneOf("derivation", DERIVATIONS, "hmac-sha256(master,workspace)"),
+      workspaceEncoding: read.oneOf("workspaceIdEncoding", WORKSPACE_ENCODINGS, "utf8"),
+      encoding: read.oneOf("encoding", CELL_ENCODINGS, "base64"),
+    };
+    return {
+      name: "secretbox-workspace",
+      keyBytes: 32,
+      keyIdSource: "trial",
+      canaryPlaintext: "dbcrypt",
+      keyFromBytes: (bytes) => new SecretboxWorkspaceKey(bytes, settings),
+      looksSealed: (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
+      spellingsOf,
+      contextInputs: settings.derivation === "none" ? [] : [WORKSPACE_INPUT],
+      options: options ?? {},
+    };
+  },
+};
