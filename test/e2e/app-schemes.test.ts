@@ -44,6 +44,15 @@ describe.each(APP_SHAPES.flatMap((app) => ENGINE_KINDS.map((kind) => [app.name, 
     await database.cleanup();
   });
 
+  it("keys id and keys generate print the id this scheme gives the key", async () => {
+    const id = await runCli(["keys", "id", "--preset", app.name, keyFile(keys.a)]);
+    expect(id.code, id.stderr).toBe(0);
+    expect(id.stdout.trim()).toBe(app.keyId(keys.a));
+    const generated = await runCli(["keys", "generate", "--preset", app.name, "--json"]);
+    const made = JSON.parse(generated.stdout) as { key: string; id: string };
+    expect(made.id).toBe(app.keyId({ bytes: Buffer.from(made.key, "base64"), base64: made.key, id: "" }));
+  });
+
   it("census without keys counts encrypted values as unidentified; with the key, under its id", async () => {
     const init = await cli(["keys", "init"]);
     expect(init.code, init.stderr).toBe(0);

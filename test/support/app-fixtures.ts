@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { expect } from "vitest";
 import { openSecretbox, sealSecretbox, type Spelling } from "./app-crypto.js";
 import { registerSecret } from "./cli.js";
-import { openValue, sealValue, type TestKey } from "./coder-crypto.js";
+import { keyIdOf, openValue, sealValue, type TestKey } from "./coder-crypto.js";
 import type { TestDb } from "./test-db.js";
 
 export interface AppCell {
@@ -51,7 +51,7 @@ export const ATELYAOS: AppShape = {
 export const COMPANY_AGENTS: AppShape = {
   name: "company-agents",
   columns: [{ table: "secrets", column: "value", spelling: "base64" }],
-  keyId: (key) => key.id,
+  keyId: (key) => keyIdOf(key.bytes),
   async create(db) {
     await db.exec("CREATE TABLE secrets (id text PRIMARY KEY, company_id text NOT NULL, name text NOT NULL, value text)");
   },

@@ -1,4 +1,7 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import { knownSchemes, schemeNamed } from "../../crypto/schemes/registry.js";
+import { APP_PRESETS } from "../../schema/app-presets.js";
+import { PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
 import { looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
@@ -12,31 +15,29 @@ import { DONE, type CommandOutcome } from "../exit-codes.js";
 export function registerKeys(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
   const keys = program.command("keys").description("generate, fingerprint, list, revoke keys; create the keys table");
 
-  keys
-    .command("generate")
-    .description("print a new random key (32 bytes from the OS CSPRNG, base64); its id goes to stderr")
+  withSchemeChoice(keys.command("generate").description("print a new random key (32 bytes from the OS CSPRNG, base64); its id goes to stderr"))
     .option("--json", "print {\"key\", \"id\"} as JSON")
-    .action((flags: { json?: boolean }) =>
+    .action((flags: SchemeChoice & { json?: boolean }) =>
       run(async () => {
         const key = EncryptionKey.generate();
-        if (flags.json) writeStdout(JSON.stringify({ key: key.exportBase64(), id: key.id }));
+        const id = idUnder(key, flags);
+        if (flags.json) writeStdout(JSON.stringify({ key: key.exportBase64(), id }));
         else {
           writeStdout(key.exportBase64());
-          process.stderr.write(`key id ${key.id}\n`);
+          process.stderr.write(`key id ${id}\n`);
         }
         return DONE;
       }),
     );
 
-  keys
-    .command("id")
-    .description("print the key id of a key (give the key as an argument, @FILE, or @- for stdin)")
+  withSchemeChoice(keys.command("id").description("print the key id of a key (give the key as an argument, @FILE, or @- for stdin)"))
     .argument("<key>", "the key, base64")
     .option("--json", "print {\"id\"} as JSON")
-    .action((keyText: string, flags: { json?: boolean }) =>
+    .action((keyText: string, flags: SchemeChoice & { json?: boolean }) =>
       run(async () => {
         const key = EncryptionKey.parse(await resolveKeyReference(keyText, "key"), "key");
-        writeStdout(flags.json ? JSON.stringify({ id: key.id }) : key.id);
+        const id = idUnder(key, flags);
+        writeStdout(flags.json ? JSON.stringify({ id }) : id);
         return DONE;
       }),
     );
@@ -75,4 +76,22 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
       return DONE;
     }),
   );
+}
+
+interface SchemeChoice {
+  scheme?: string;
+  preset?: PresetName;
+}
+
+/** A key's id depends on the scheme (each labels its cipher), so these commands can be told which. */
+function withSchemeChoice(command: Command): Command {
+  return command
+    .addOption(new Option("--scheme <name>", "the value scheme whose key id to print (default: the preset's, else coder)").choices(knownSchemes()))
+    .addOption(new Option("--preset <name>", "the application preset whose scheme to use").choices(PRESET_NAMES));
+}
+
+function idUnder(key: EncryptionKey, choice: SchemeChoice): string {
+  const presetScheme = choice.preset === "atelyaos" || choice.preset === "company-agents" ? APP_PRESETS[choice.preset].scheme : undefined;
+  const name = choice.scheme ?? presetScheme;
+  return name === undefined ? key.id : key.toSchemeKey(schemeNamed(name)).id;
 }
