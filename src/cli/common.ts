@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DbcryptError } from "../errors.js";
 import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } from "./exit-codes.js";
@@ -20,6 +21,11 @@ export interface GlobalFlags {
   db?: string;
   config?: string;
   preset?: PresetName;
+  encryptionConfig?: string;
+  newEncryptionConfig?: string;
+  allowAescbcWrites?: boolean;
+  repairDoubleEncryption?: boolean;
+  aadFallback?: string;
   keysTable?: string;
   json?: boolean;
   quiet?: boolean;
@@ -56,6 +62,11 @@ export function addGlobalOptions(command: Command): Command {
     .option("--db <url>", "postgres://… URL, sqlite:PATH, or a .db/.sqlite/.sqlite3 path (env DBCRYPT_DATABASE_URL, then DATABASE_URL)")
     .option("--config <file>", "config file (default: ./dbcrypt.config.json when present)")
     .addOption(new Option("--preset <name>", "which application's tables and scheme to expect (overrides the config file's preset; default auto: Coder when its tables are there)").choices(PRESET_NAMES))
+    .option("--encryption-config <file>", "Kubernetes EncryptionConfiguration the data is under now (Obot): its keys read")
+    .option("--new-encryption-config <file>", "rotate: the configuration to move to; its first provider's first key writes")
+    .option("--allow-aescbc-writes", "let rotate write with an aescbc provider, which has no MAC")
+    .option("--repair-double-encryption", "open values that decrypt to another k8s:enc: cell (obot#2767) and rotate them as the inner value")
+    .addOption(new Option("--aad-fallback <forms>", "additional data to try when a value does not authenticate with its table's (legacy rows)").choices(["empty"]))
     .option("--keys-table <name>", "name of the keys table (default dbcrypt_keys)")
     .option("--json", "print one JSON document on stdout instead of text")
     .option("-q, --quiet", "print only errors and the result")
@@ -135,12 +146,22 @@ export function withSession<T>(flags: GlobalFlags, command: string, body: (sessi
 }
 
 async function openedSession<T>(flags: GlobalFlags, command: string, readOnly: boolean, body: (session: Session) => Promise<T>): Promise<T> {
-  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, preset: flags.preset, keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
+  const session = await openSession({ database: databaseFrom(flags), configPath: flags.config, preset: flags.preset, schemeOptions: schemeOptionsFrom(flags), aadFallbackEmpty: flags.aadFallback === "empty", keysTable: flags.keysTable, command, readOnly, limits: sessionLimits(flags) });
   try {
     return await body(session);
   } finally {
     await session.dialect.close();
   }
+}
+
+/** The Kubernetes flags are the k8s-encryption-config scheme's options; paths are made absolute for worker threads. */
+function schemeOptionsFrom(flags: GlobalFlags): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  if (flags.encryptionConfig !== undefined) options.encryptionConfig = resolve(flags.encryptionConfig);
+  if (flags.newEncryptionConfig !== undefined) options.newEncryptionConfig = resolve(flags.newEncryptionConfig);
+  if (flags.allowAescbcWrites) options.allowAescbcWrites = true;
+  if (flags.repairDoubleEncryption) options.repairDoubleEncryption = true;
+  return options;
 }
 
 function sessionLimits(flags: GlobalFlags): SessionLimits {

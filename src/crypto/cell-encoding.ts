@@ -38,8 +38,11 @@ function padded(text: string): string {
  * base64, whose alphabet contains hex's). Canonical means re-encoding gives the same text back, so
  * stray characters, wrong padding or non-zero trailing bits make a spelling not apply.
  */
-export function decodeCellCandidates(text: string, minBytes: number): { encoding: CellEncoding; bytes: Buffer }[] {
+export function decodeCellCandidates(raw: string, minBytes: number): { encoding: CellEncoding; bytes: Buffer }[] {
   const found: { encoding: CellEncoding; bytes: Buffer }[] = [];
+  // Line breaks are skipped, as Go's and libsodium's decoders skip them: a wrapped or
+  // newline-terminated cell is still ciphertext, and must never be taken for plaintext.
+  const text = raw.includes("\n") || raw.includes("\r") ? raw.replace(/[\r\n]/g, "") : raw;
   if (text.length === 0) return found;
   if (text.length % 2 === 0 && /^[0-9a-f]+$/.test(text)) push(found, "hex", Buffer.from(text, "hex"), minBytes);
   const urlSafe = /[-_]/.test(text);
@@ -60,12 +63,53 @@ function push(found: { encoding: CellEncoding; bytes: Buffer }[], encoding: Cell
   if (bytes.length >= minBytes) found.push({ encoding, bytes });
 }
 
-/** Every encoding in which the text is canonical, whatever the bytes (for telling a column's spelling). */
-export function spellingsOf(text: string): CellEncoding[] {
-  if (text.length === 0) return [];
-  return CELL_ENCODINGS.filter((encoding) => {
-    if (encoding === "hex") return text.length % 2 === 0 && /^[0-9a-f]+$/.test(text);
-    if (encoding.startsWith("base64url") ? /[+/]/.test(text) : /[-_]/.test(text)) return false;
-    return encodeCell(Buffer.from(text, encoding.startsWith("base64url") ? "base64url" : "base64"), encoding) === text;
-  });
+/**
+ * What a cell's text says about its column's spelling, as tokens to tally: `hex` or `base64` when a
+ * tag-confirmed reading says which (`opened`), and for base64 the alphabet and padding, but only
+ * where the text tells them apart (+/ or -_, = or a length that needs none). A cell that tells
+ * nothing adds nothing, so a column is never learned from cells that fit every spelling.
+ */
+export function spellingEvidence(text: string, opened: string | undefined): string[] {
+  if (opened === "hex") return ["hex"];
+  const tokens = opened === undefined ? [] : ["base64"];
+  if (/[+/]/.test(text)) tokens.push("alphabet:standard");
+  else if (/[-_]/.test(text)) tokens.push("alphabet:url");
+  if (text.includes("=")) tokens.push("padding:padded");
+  else if (text.replace(/[\r\n]/g, "").length % 4 !== 0) tokens.push("padding:unpadded");
+  return tokens;
+}
+
+function compose(alphabet: "standard" | "url", padded: boolean): CellEncoding {
+  if (alphabet === "standard") return padded ? "base64" : "base64-unpadded";
+  return padded ? "base64url" : "base64url-unpadded";
+}
+
+function partsOf(encoding: CellEncoding): { alphabet: "standard" | "url"; padded: boolean } {
+  return { alphabet: encoding.startsWith("base64url") ? "url" : "standard", padded: !encoding.endsWith("unpadded") };
+}
+
+/** The column's spelling from its cells' evidence; what the evidence does not settle comes from `fallback`. */
+export function columnSpelling(evidence: ReadonlyMap<string, number>, fallback: CellEncoding): CellEncoding {
+  const count = (token: string) => evidence.get(token) ?? 0;
+  if (count("hex") > count("base64")) return "hex";
+  const base = partsOf(fallback === "hex" ? "base64" : fallback);
+  const alphabet = count("alphabet:standard") === count("alphabet:url") ? base.alphabet : count("alphabet:standard") > count("alphabet:url") ? "standard" : "url";
+  const padded = count("padding:padded") === count("padding:unpadded") ? base.padded : count("padding:padded") > count("padding:unpadded");
+  return compose(alphabet, padded);
+}
+
+/**
+ * The spelling a rewritten cell is written in: hex when its tag-confirmed reading was hex; for
+ * base64, what the old cell's own text shows, then the column's, then `fallback`. A cell that was
+ * plaintext takes the column's spelling.
+ */
+export function rewriteSpelling(oldCell: string | null, opened: string | undefined, column: string | undefined, fallback: CellEncoding): CellEncoding {
+  const columnEncoding = isCellEncoding(column) ? column : fallback;
+  if (oldCell === null || opened === undefined) return columnEncoding;
+  if (opened === "hex") return "hex";
+  const own = spellingEvidence(oldCell, undefined);
+  const base = partsOf(columnEncoding === "hex" ? fallback === "hex" ? "base64" : fallback : columnEncoding);
+  const alphabet = own.includes("alphabet:standard") ? "standard" : own.includes("alphabet:url") ? "url" : base.alphabet;
+  const padded = own.includes("padding:padded") ? true : own.includes("padding:unpadded") ? false : base.padded;
+  return compose(alphabet, padded);
 }

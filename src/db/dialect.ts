@@ -15,6 +15,8 @@ export interface StoredField {
   value: string | null;
   /** NULL and '' both mean plaintext, as in Coder. */
   keyId: string | null;
+  /** Where a census opened the value by trial: the format the opening reported (its spelling). */
+  format?: string;
 }
 
 export interface BatchRow {
@@ -52,6 +54,8 @@ export interface RowWrite {
   /** What was read: the write happens only if the row still holds exactly this. */
   expected: StoredField[];
   next: StoredField[];
+  /** The table's row flag column after the write, where the table has one. */
+  flag?: boolean;
 }
 
 export interface WriteOutcome {

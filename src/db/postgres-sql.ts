@@ -67,17 +67,19 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
 
 /**
  * One UPDATE … FROM unnest(…) for a whole batch: the row key, then the guard's columns, then the
- * new value and key id of each encrypted column, each as a text[] parameter.
+ * new value and key id of each encrypted column, then the row flag where the table has one, each
+ * as a text[] parameter.
  */
 function batchUpdateSql(table: EncryptedTable, guardAliases: string[], guard: string[], values: unknown[]): SqlStatement {
   const keyAliases = table.rowKey.map((_, index) => `k${index}`);
-  const nextAliases = table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]);
+  const nextAliases = [...table.columns.flatMap((_, index) => [`nv${index}`, `nk${index}`]), ...(table.rowFlag === undefined ? [] : ["nf"])];
   const aliases = [...keyAliases, ...guardAliases, ...nextAliases];
   const unnestArgs = aliases.map((_, index) => `$${index + 1}::text[]`).join(", ");
   const set = table.columns.flatMap((column, index) => [
     `${quoteIdent(column.column)} = v.nv${index}`,
     ...(column.keyIdColumn === undefined ? [] : [`${quoteIdent(column.keyIdColumn)} = v.nk${index}`]),
   ]);
+  if (table.rowFlag !== undefined) set.push(`${quoteIdent(table.rowFlag)} = v.nf::boolean`);
   const where = [...table.rowKey.map((name, index) => `t.${quoteIdent(name)} = v.k${index}::${table.rowKeyTypes[index]}`), ...guard];
   const text =
     `UPDATE ${qualifiedTable(table)} AS t SET ${set.join(", ")} ` +

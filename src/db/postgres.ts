@@ -231,6 +231,7 @@ export class PostgresDialect implements Dialect {
       writes.map((write) => write.next[index]?.value ?? null),
       writes.map((write) => write.next[index]?.keyId ?? null),
     ]);
+    if (table.rowFlag !== undefined) next.push(writes.map((write) => (write.flag === undefined ? null : String(write.flag))));
     const versions = writes.map((write) => write.version);
     const statement = versions.every((version) => version !== undefined)
       ? updateBatchByVersionSql(table, rowKeys, versions, next)

@@ -51,6 +51,7 @@ export function selectBatchSqlite(table: EncryptedTable, filter: BatchFilter, ha
 export function updateRowSqlite(table: EncryptedTable): string {
   const withKeyId = (column: EncryptedTable["columns"][number], clause: (keyIdColumn: string) => string) => (column.keyIdColumn === undefined ? [] : [clause(column.keyIdColumn)]);
   const set = table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} = :nv${index}`, ...withKeyId(column, (keyId) => `${quoteIdent(keyId)} = :nk${index}`)]);
+  if (table.rowFlag !== undefined) set.push(`${quoteIdent(table.rowFlag)} = :nf`);
   const where = [
     ...table.rowKey.map((name, index) => `${quoteIdent(name)} = :k${index}`),
     ...table.columns.flatMap((column, index) => [`${quoteIdent(column.column)} IS :ov${index}`, ...withKeyId(column, (keyId) => `${quoteIdent(keyId)} IS :ok${index}`)]),

@@ -199,6 +199,7 @@ export class SqliteDialect implements Dialect {
         write.rowKey.forEach((value, index) => { parameters[`k${index}`] = value; });
         write.expected.forEach((field, index) => { parameters[`ov${index}`] = field.value; parameters[`ok${index}`] = field.keyId; });
         table.context.forEach((input, index) => { parameters[`cx${index}`] = write.context?.[input.input] ?? null; });
+        if (table.rowFlag !== undefined) parameters.nf = write.flag === undefined ? null : write.flag ? 1 : 0;
         write.next.forEach((field, index) => { parameters[`nv${index}`] = field.value; parameters[`nk${index}`] = field.keyId; });
         if (statement.run(parameters).changes === 1) written++;
         else conflicts.push(write.rowKey);

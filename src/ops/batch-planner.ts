@@ -70,8 +70,9 @@ export class WorkerPoolPlanner implements BatchPlanner {
     const worker = this.#workers[this.#nextWorker++ % this.#workers.length] as Worker;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      // Only the fields travel: row keys may be buffers or bigints the worker has no use for.
-      const request: PlanRequest = { id, table, rows: rows.map((row) => ({ rowKey: [], fields: row.fields })) };
+      // Only the fields and the row's context travel: row keys may be buffers or bigints the
+      // worker has no use for, while a scheme's per-row key or additional data needs the context.
+      const request: PlanRequest = { id, table, rows: rows.map((row) => (row.context === undefined ? { rowKey: [], fields: row.fields } : { rowKey: [], fields: row.fields, context: row.context })) };
       // While a batch is with a worker, the worker must hold the event loop open: on SQLite no
       // socket does, and with only unref'd workers Node would exit mid-run (code 13, no message).
       worker.ref();

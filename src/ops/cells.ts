@@ -1,5 +1,5 @@
 import { TRIAL_KEY_ID, UNIDENTIFIED_KEY_ID, type Keyring } from "../crypto/keyring.js";
-import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
+import type { RowContext, ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { BatchFilter, BatchRow, DatabaseReader, RowKey, StoredField } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
 
@@ -18,19 +18,40 @@ export function isPlaintextField(field: StoredField): boolean {
  */
 export async function readCells(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number, identifyBy?: Keyring): Promise<BatchRow[]> {
   const rows = await dialect.readBatch(table, filter, after, limit);
+  if (table.aad !== undefined) for (const row of rows) row.context = withAdditionalData(table.aad, row.context ?? {});
   if (table.columns.every((column) => column.keyIdColumn !== undefined)) return rows;
   for (const row of rows) {
     row.fields.forEach((field, index) => {
       if (table.columns[index]?.keyIdColumn !== undefined) return;
-      field.keyId = field.value === null ? null : keyIdInValue(scheme, field.value, row, identifyBy);
+      if (field.value === null) {
+        field.keyId = null;
+        return;
+      }
+      const identified = keyIdInValue(scheme, field.value, row, identifyBy);
+      field.keyId = identified.keyId;
+      if (identified.format !== undefined) field.format = identified.format;
     });
   }
   return rows;
 }
 
-function keyIdInValue(scheme: ValueScheme, value: string, row: BatchRow, identifyBy: Keyring | undefined): string | null {
-  if (scheme.keyIdSource !== "trial") return scheme.keyIdOfCell?.(value) ?? null;
-  if (!(scheme.looksSealed?.(value) ?? false)) return null;
-  if (identifyBy === undefined) return TRIAL_KEY_ID;
-  return identifyBy.openByTrial(value, row.context).key?.id ?? UNIDENTIFIED_KEY_ID;
+/**
+ * The row's additional data from the table's template (`users.obot.obot.ai/{hashed_username}`),
+ * as input `aad`, and its legacy forms as `aad.1`, `aad.2`… A NULL column renders as '', as Go's
+ * zero value does.
+ */
+function withAdditionalData(aad: NonNullable<EncryptedTable["aad"]>, context: RowContext): RowContext {
+  const render = (template: string) => template.replace(/\{([^{}]+)\}/g, (_, name: string) => context[`column:${name}`] ?? "");
+  const rendered: Record<string, string | null> = { ...context, aad: render(aad.template) };
+  aad.fallbacks.forEach((template, index) => { rendered[`aad.${index + 1}`] = render(template); });
+  return rendered;
+}
+
+function keyIdInValue(scheme: ValueScheme, value: string, row: BatchRow, identifyBy: Keyring | undefined): { keyId: string | null; format?: string } {
+  if (scheme.keyIdSource !== "trial") return { keyId: scheme.keyIdOfCell?.(value, row.context) ?? null };
+  if (!(scheme.looksSealed?.(value) ?? false)) return { keyId: null };
+  if (identifyBy === undefined) return { keyId: TRIAL_KEY_ID };
+  const found = identifyBy.openByTrial(value, row.context);
+  if (found.key === undefined) return { keyId: UNIDENTIFIED_KEY_ID };
+  return found.opened.format === undefined ? { keyId: found.key.id } : { keyId: found.key.id, format: found.opened.format };
 }

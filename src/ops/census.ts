@@ -56,7 +56,7 @@ async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: E
         if (tally === undefined) return;
         if (!isPlaintextField(field)) {
           tally.keys.set(field.keyId as string, (tally.keys.get(field.keyId as string) ?? 0) + 1);
-          for (const spelling of scheme.spellingsOf?.(field.value as string) ?? []) tally.spellings.set(spelling, (tally.spellings.get(spelling) ?? 0) + 1);
+          for (const token of scheme.spellingEvidence?.(field.value as string, field.format) ?? []) tally.spellings.set(token, (tally.spellings.get(token) ?? 0) + 1);
           return;
         }
         const plaintext = tally.plaintext;
@@ -75,25 +75,15 @@ async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: E
   // The census is where the column's spelling is learned; the rewrite that follows writes in it.
   byColumn.forEach(({ spellings }, index) => {
     const column = table.columns[index];
-    if (column !== undefined && spellings.size > 0) column.spelling = mostCommon(spellings);
+    if (column !== undefined && scheme.columnSpelling !== undefined) {
+      const learned = scheme.columnSpelling(spellings);
+      if (learned !== undefined) column.spelling = learned;
+    }
   });
   return byColumn.map(({ keys, plaintext }) => [
     ...[...keys].map(([keyId, rows]) => ({ keyId, rows, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 })),
     ...(plaintext.rows > 0 ? [{ keyId: null, ...plaintext }] : []),
   ]);
-}
-
-/** The most frequent; on a tie (no cell tells them apart), the first seen. */
-function mostCommon(counts: Map<string, number>): string | undefined {
-  let best: string | undefined;
-  let bestCount = 0;
-  for (const [name, count] of counts) {
-    if (count > bestCount) {
-      best = name;
-      bestCount = count;
-    }
-  }
-  return best;
 }
 
 function summarize(table: EncryptedTable, column: EncryptedColumn, groups: CensusGroup[]): ColumnCensus {
@@ -143,9 +133,12 @@ export function usageByKeyId(census: Census): Map<string, { label: string; rows:
 }
 
 /**
- * Values that may be under the key: its own, plus any no supplied key opened (they could be under
- * any key), so a key is never revoked while a value might still need it.
+ * Values that may be under the key: its own, plus, for a key the census did not try (it was not
+ * supplied), any value no supplied key opened, since that could be under it. A supplied key was
+ * tried on every such value and opened none, so they are not under it. A key is never revoked
+ * while a value might still need it.
  */
-export function rowsUnderKey(census: Census, keyId: string): number {
-  return census.columns.reduce((sum, column) => sum + (column.encryptedByKeyId.get(keyId) ?? 0) + (column.encryptedByKeyId.get(UNIDENTIFIED_KEY_ID) ?? 0), 0);
+export function rowsUnderKey(census: Census, keyId: string, tried: Keyring): number {
+  const unidentified = tried.has(keyId) ? 0 : 1;
+  return census.columns.reduce((sum, column) => sum + (column.encryptedByKeyId.get(keyId) ?? 0) + unidentified * (column.encryptedByKeyId.get(UNIDENTIFIED_KEY_ID) ?? 0), 0);
 }

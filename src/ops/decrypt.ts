@@ -1,5 +1,6 @@
 import type { EncryptionKey } from "../crypto/encryption-key.js";
 import { Keyring } from "../crypto/keyring.js";
+import { DbcryptError } from "../errors.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
 import { recordKeys } from "./keys-writer.js";
@@ -10,6 +11,8 @@ import { writeOperation } from "./write-operation.js";
 
 export interface DecryptRequest extends WriteRequest {
   keys: EncryptionKey[];
+  /** Values no supplied key opens (no key id stored) are reported and left, not a reason to refuse. */
+  skipUnopenable?: boolean;
 }
 
 /**
@@ -17,9 +20,12 @@ export interface DecryptRequest extends WriteRequest {
  * Unlike Coder's, it inserts no key row and a second run after success is a no-op, not an error.
  */
 export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async (dialect, { schema, keys }, request) => {
-  const keyring = new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme)));
+  const keyring = new Keyring(undefined, [...request.keys.map((key) => key.toSchemeKey(schema.scheme)), ...(schema.scheme.configuredKeys?.().read ?? [])]);
+  if (keyring.size === 0) {
+    throw new DbcryptError("usage", "no keys given: --keys is required", { hint: "pass --keys or set DBCRYPT_DECRYPT_KEYS (for Kubernetes encryption configs, --encryption-config)", subject: { flag: "--keys" } });
+  }
   const census = await takeCensus(dialect, schema, keyring);
-  assertKeysCoverDatabase(keys, keyring, census, "--keys");
+  assertKeysCoverDatabase(keys, keyring, census, "--keys", { skipUnopenable: request.skipUnopenable === true });
   const toRecord = unrecordedKeysInUse(keyring, census, keys, undefined);
   const plan = decryptPlan(dialect.target, schema.preset, census, keys);
   plan.keyActions.unshift(...toRecord.map((key) => `record key ${key.id} in the keys table, then revoke it once no value uses it`));

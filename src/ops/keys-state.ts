@@ -35,7 +35,7 @@ export function dataKeyProblems(census: Census, isKnown: (keyId: string) => bool
 }
 
 /** Preflight shared by rotate and decrypt: throws the first refusal, exit 3, before any write. */
-export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census: Census, flag: string): void {
+export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census: Census, flag: string, options: { skipUnopenable?: boolean } = {}): void {
   const { unknown, canaryFailures } = activeKeyProblems(keys, keyring);
   if (unknown.length > 0) {
     throw new DbcryptError("unknown_key", `the keys table has active key(s) ${unknown.join(", ")} that were not supplied`, {
@@ -50,11 +50,15 @@ export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census
       subject: { keyIds: canaryFailures, flag },
     });
   }
-  const unknownInData = dataKeyProblems(census, (keyId) => keyring.has(keyId));
+  // --skip-unopenable: values no supplied key opens are left for the run to report row by row.
+  const unknownInData = dataKeyProblems(census, (keyId) => keyring.has(keyId) || (options.skipUnopenable === true && keyId === UNIDENTIFIED_KEY_ID));
   if (unknownInData.length > 0) {
     const missing = [...usageByKeyId(census).keys()].filter((keyId) => !keyring.has(keyId) && keyId !== UNIDENTIFIED_KEY_ID);
+    const unidentified = usageByKeyId(census).has(UNIDENTIFIED_KEY_ID);
     throw new DbcryptError("unknown_key", "data is encrypted with key(s) that were not supplied", {
-      hint: `add the missing key(s) to ${flag}`,
+      hint: unidentified
+        ? `add the missing key(s) to ${flag}; values no key opens may also be corrupt or plaintext that looks like ciphertext: --skip-unopenable reports and leaves them`
+        : `add the missing key(s) to ${flag}`,
       details: unknownInData,
       subject: { keyIds: missing, flag },
     });

@@ -11,8 +11,11 @@ import { writeOperation } from "./write-operation.js";
 import type { KeyRow } from "../db/dialect.js";
 
 export interface RotateRequest extends WriteRequest {
-  newKey: EncryptionKey;
+  /** undefined where the scheme's configuration names the new key (--new-encryption-config). */
+  newKey: EncryptionKey | undefined;
   oldKeys: EncryptionKey[];
+  /** Values no supplied key opens (no key id stored) are reported and left, not a reason to refuse. */
+  skipUnopenable?: boolean;
 }
 
 /**
@@ -22,8 +25,16 @@ export interface RotateRequest extends WriteRequest {
  */
 export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys }, request) => {
   const { scheme } = schema;
-  const newKey = request.newKey.toSchemeKey(scheme);
-  const keyring = new Keyring(newKey, request.oldKeys.map((key) => key.toSchemeKey(scheme)));
+  const configured = scheme.configuredKeys?.();
+  const newKey = request.newKey?.toSchemeKey(scheme) ?? configured?.write;
+  if (newKey === undefined) {
+    throw new DbcryptError("usage", "no new key given: --new-key is required", {
+      hint: configured === undefined ? "pass --new-key or set DBCRYPT_NEW_KEY" : "pass --new-encryption-config with the new key first in its first provider",
+      subject: { flag: "--new-key" },
+    });
+  }
+  const oldKeys = [...request.oldKeys.map((key) => key.toSchemeKey(scheme)), ...(configured?.read ?? [])].filter((key) => key.id !== newKey.id);
+  const keyring = new Keyring(newKey, oldKeys);
   if (keys.some((row) => row.revokedKeyDigest === newKey.id)) {
     throw new DbcryptError("key_revoked", `the new key ${newKey.id} has been revoked and cannot be used again`, {
       hint: "generate a new key with `dbcrypt keys generate`",
@@ -31,7 +42,7 @@ export const rotateOperation = writeOperation<RotateRequest>("rotate", async (di
     });
   }
   const census = await takeCensus(dialect, schema, keyring);
-  assertKeysCoverDatabase(keys, keyring, census, "--old-keys");
+  assertKeysCoverDatabase(keys, keyring, census, "--old-keys", { skipUnopenable: request.skipUnopenable === true });
   const toRecord = unrecordedKeysInUse(keyring, census, keys, newKey.id);
   const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id, toRecord);
   return {

@@ -15,7 +15,8 @@ export interface RowFailure {
 }
 
 /** `changedValues` counts the fields the write changes: progress is measured in values, like the plan. */
-export type RowPlan = { kind: "write"; next: StoredField[]; changedValues: number } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
+/** `flag` is what a table's row flag column (Obot's `encrypted`) must say after the write. */
+export type RowPlan = { kind: "write"; next: StoredField[]; changedValues: number; flag?: boolean } | { kind: "skip" } | { kind: "fail"; failure: RowFailure };
 
 type FieldPlan = { ok: true; field: StoredField; changed: boolean } | { ok: false; reason: string };
 
@@ -46,7 +47,7 @@ export function reportableKeyId(keyId: string | null): string | null {
  * A row is rewritten whole or not at all: if any of its values cannot be decrypted, none of its
  * values is touched and the row is reported, so a half-rotated row never exists.
  */
-function planRow(row: BatchRow, table: EncryptedTable, planField: (field: StoredField, index: number) => FieldPlan): RowPlan {
+function planRow(row: BatchRow, table: EncryptedTable, planField: (field: StoredField, index: number) => FieldPlan, flagAfter: boolean): RowPlan {
   const next: StoredField[] = [];
   let changedValues = 0;
   for (let index = 0; index < row.fields.length; index++) {
@@ -66,18 +67,18 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
     next.push(plan.field);
     if (plan.changed) changedValues++;
   }
-  return changedValues > 0 ? { kind: "write", next, changedValues } : { kind: "skip" };
+  if (changedValues === 0) return { kind: "skip" };
+  return table.rowFlag === undefined ? { kind: "write", next, changedValues } : { kind: "write", next, changedValues, flag: flagAfter };
 }
 
 /**
- * The spelling to write a rewritten cell in: the column's (from the census) when the old cell is
- * valid in it, else the one its reading found; a cell that was plaintext takes the column's.
+ * The spelling to write a rewritten cell in, where the scheme has several: the scheme decides from
+ * the old cell, what its opening found, and the column's spelling (set in the config, or learned
+ * by the census).
  */
 function spellingFor(scheme: ValueScheme | undefined, column: EncryptedColumn | undefined, oldCell: string | null, opened: string | undefined): string | undefined {
-  const columnSpelling = column?.spelling;
-  if (columnSpelling === undefined || scheme?.spellingsOf === undefined) return opened;
-  if (oldCell === null || opened === undefined) return columnSpelling;
-  return scheme.spellingsOf(oldCell).includes(columnSpelling) ? columnSpelling : opened;
+  if (scheme?.rewriteSpelling === undefined) return opened;
+  return scheme.rewriteSpelling(oldCell, opened, column?.cellFormat ?? column?.spelling);
 }
 
 /** rotate: everything ends under the new key; plaintext is encrypted unless its rule keeps it. */
@@ -95,7 +96,7 @@ export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring, scheme?: V
       // Found by trial under the new key: already done (an earlier, interrupted run wrote it).
       if (opened.keyId === newKey.id) return { ok: true, field, changed: false };
       return { ok: true, field: { value: newKey.seal(opened.plaintext, row.context, spellingFor(scheme, table.columns[index], field.value, opened.format)), keyId: newKey.id }, changed: true };
-    });
+    }, true);
 }
 
 /** decrypt: every encrypted value becomes plaintext with a NULL key id. */
@@ -112,5 +113,5 @@ export function decryptRowPlanner(keyring: Keyring) {
         return { ok: false, reason: "decrypted value is not valid text for a text column" };
       }
       return { ok: true, field: { value: text, keyId: null }, changed: true };
-    });
+    }, false);
 }

@@ -14,13 +14,17 @@ import type { RowPlan } from "./row-plans.js";
  * never printed or written anywhere.
  */
 export type RowTransformSpec =
-  | { kind: "rotate"; scheme: string; schemeOptions: Record<string, unknown>; newKey: string; keys: string[] }
+  | { kind: "rotate"; scheme: string; schemeOptions: Record<string, unknown>; newKey: string | "configured"; keys: string[] }
   | { kind: "decrypt"; scheme: string; schemeOptions: Record<string, unknown>; keys: string[] };
 
 export type PlanRow = (row: BatchRow, table: EncryptedTable) => RowPlan;
 
-export function rotateTransform(scheme: ValueScheme, newKey: EncryptionKey, oldKeys: readonly EncryptionKey[]): RowTransformSpec {
-  return { kind: "rotate", scheme: scheme.name, schemeOptions: { ...scheme.options }, newKey: newKey.exportBase64(), keys: oldKeys.map((key) => key.exportBase64()) };
+/**
+ * `newKey` undefined: the scheme's configuration names the key to write with (Kubernetes'
+ * providers[0]), and a worker finds it, and the keys to read with, by rebuilding the scheme.
+ */
+export function rotateTransform(scheme: ValueScheme, newKey: EncryptionKey | undefined, oldKeys: readonly EncryptionKey[]): RowTransformSpec {
+  return { kind: "rotate", scheme: scheme.name, schemeOptions: { ...scheme.options }, newKey: newKey?.exportBase64() ?? "configured", keys: oldKeys.map((key) => key.exportBase64()) };
 }
 
 export function decryptTransform(scheme: ValueScheme, keys: readonly EncryptionKey[]): RowTransformSpec {
@@ -29,8 +33,10 @@ export function decryptTransform(scheme: ValueScheme, keys: readonly EncryptionK
 
 export function buildRowPlanner(spec: RowTransformSpec): PlanRow {
   const scheme = schemeNamed(spec.scheme, spec.schemeOptions);
-  const keys = spec.keys.map((text, index) => EncryptionKey.parse(text, `key ${index + 1}`).toSchemeKey(scheme));
+  const configured = scheme.configuredKeys?.();
+  const keys = [...spec.keys.map((text, index) => EncryptionKey.parse(text, `key ${index + 1}`).toSchemeKey(scheme)), ...(configured?.read ?? [])];
   if (spec.kind === "decrypt") return decryptRowPlanner(new Keyring(undefined, keys));
-  const newKey = EncryptionKey.parse(spec.newKey, "new key").toSchemeKey(scheme);
+  const newKey = spec.newKey === "configured" ? configured?.write : EncryptionKey.parse(spec.newKey, "new key").toSchemeKey(scheme);
+  if (newKey === undefined) throw new Error("rotate without a new key reached a worker");
   return rotateRowPlanner(newKey, new Keyring(newKey, keys.filter((key) => key.id !== newKey.id)), scheme);
 }

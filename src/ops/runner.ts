@@ -282,7 +282,7 @@ async function planBatch(run: RunState, table: EncryptedTable, rows: BatchRow[],
   rows.forEach((row, index) => {
     const plan = plans[index] as RowPlan;
     if (plan.kind === "write") {
-      planned.writes.push({ rowKey: row.rowKey, version: row.version, context: row.context, expected: row.fields, next: plan.next });
+      planned.writes.push({ rowKey: row.rowKey, version: row.version, context: row.context, expected: row.fields, next: plan.next, ...(plan.flag === undefined ? {} : { flag: plan.flag }) });
       planned.changedValues.set(row.rowKey, plan.changedValues);
     } else if (plan.kind === "fail") planned.failures.push({ rowKey: row.rowKey, failure: plan.failure });
   });

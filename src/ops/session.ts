@@ -15,6 +15,10 @@ export interface SessionRequest {
   configPath: string | undefined;
   /** --preset: wins over the config file's. */
   preset?: PresetName | undefined;
+  /** Scheme options from flags (--encryption-config…): win over the config file's. */
+  schemeOptions?: Record<string, unknown>;
+  /** --aad-fallback empty: every table's additional data is also tried empty. */
+  aadFallbackEmpty?: boolean;
   keysTable: string | undefined;
   command: string;
   /** status, keys list and dry runs open the database read-only, so they can never write. */
@@ -43,7 +47,9 @@ export interface Session extends ReadSession {
 /** Config first, then the connection: a bad config file fails before anything is opened. */
 export async function openSession(request: SessionRequest): Promise<Session> {
   const loaded = loadConfigFile(request.configPath);
-  const config = request.preset === undefined ? loaded.config : { ...loaded.config, preset: request.preset };
+  const config: DbcryptConfig = request.preset === undefined ? { ...loaded.config } : { ...loaded.config, preset: request.preset };
+  if (request.schemeOptions !== undefined && Object.keys(request.schemeOptions).length > 0) config.schemeOptions = { ...config.schemeOptions, ...request.schemeOptions };
+  if (request.aadFallbackEmpty) config.aadFallbackEmpty = true;
   const path = loaded.path;
   const keysTable = request.keysTable ?? config.keysTable ?? DEFAULT_KEYS_TABLE;
   const target = parseDatabaseTarget(request.database);

@@ -46,7 +46,8 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
   const keysTableExists = await dialect.keysTableExists();
   const schema = await loadSchema(session);
   const keys = keysTableExists ? await dialect.readKeys() : [];
-  const keyring = request.keys.length > 0 ? new Keyring(undefined, request.keys.map((key) => key.toSchemeKey(schema.scheme))) : undefined;
+  const supplied = [...request.keys.map((key) => key.toSchemeKey(schema.scheme)), ...(schema.scheme.configuredKeys?.().read ?? [])];
+  const keyring = supplied.length > 0 ? new Keyring(undefined, supplied) : undefined;
   const census = await takeCensus(dialect, schema, keyring);
   const problems = findProblems(dialect.keysTable, keysTableExists, keys, census, schema, keyring, request);
   const verified = request.verify && keyring ? await verifyValues(session, schema, keyring, request.batchSize) : undefined;

@@ -104,7 +104,7 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
   if (!outcome.stoppedEarly && spec.revokeCandidates.length > 0) {
     const after = await takeCensus(dialect, spec.schema, spec.keyring);
     for (const keyId of spec.revokeCandidates) {
-      const remaining = rowsUnderKey(after, keyId);
+      const remaining = rowsUnderKey(after, keyId, spec.keyring);
       if (remaining > 0) {
         const reason = `${remaining} value(s) still use it`;
         keysKept.push({ keyId, reason });

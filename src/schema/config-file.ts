@@ -13,6 +13,8 @@ export interface ColumnConfig {
   keepPlaintext?: PlaintextRule;
   clearTo?: string | null;
   exclude?: boolean;
+  /** How the scheme writes new cells in this column (a spelling or envelope the scheme knows). */
+  cellFormat?: string;
 }
 
 export interface TableConfig {
@@ -23,6 +25,12 @@ export interface TableConfig {
   columns?: Record<string, ColumnConfig>;
   /** The scheme's row-context inputs, each mapped to a column of this table (`{"workspace": "workspace_id"}`). */
   context?: Record<string, string>;
+  /** Additional authenticated data built from the row: a template with {column} placeholders. */
+  aad?: string;
+  /** Legacy forms of the additional data to try when the template's does not authenticate. */
+  aadFallback?: string[];
+  /** A boolean column saying whether the row's values are encrypted (Obot's `encrypted`): read, and written by rotate and decrypt. */
+  rowFlag?: string;
 }
 
 export interface DbcryptConfig {
@@ -33,9 +41,11 @@ export interface DbcryptConfig {
   preset?: PresetName;
   keysTable?: string;
   tables?: Record<string, TableConfig>;
+  /** From --aad-fallback empty (not a file key): try empty additional data after each table's own. */
+  aadFallbackEmpty?: boolean;
 }
 
-export const PRESET_NAMES = ["auto", "coder", "atelyaos", "company-agents", "none"] as const;
+export const PRESET_NAMES = ["auto", "coder", "atelyaos", "company-agents", "obot", "none"] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const DEFAULT_CONFIG_FILE = "dbcrypt.config.json";
@@ -96,8 +106,17 @@ type Fail = (at: string, problem: string) => never;
 
 function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
   const raw = expectObject(input, at, fail);
-  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns", "context"], at, fail);
+  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns", "context", "aad", "aadFallback", "rowFlag"], at, fail);
   const table: TableConfig = {};
+  if (raw.aad !== undefined) {
+    if (typeof raw.aad !== "string") fail(`${at}.aad`, "must be a string (a template with {column} placeholders)");
+    table.aad = raw.aad as string;
+  }
+  if (raw.aadFallback !== undefined) {
+    if (!Array.isArray(raw.aadFallback) || raw.aadFallback.some((item) => typeof item !== "string")) fail(`${at}.aadFallback`, "must be an array of templates");
+    table.aadFallback = [...(raw.aadFallback as string[])];
+  }
+  if (raw.rowFlag !== undefined) table.rowFlag = expectIdentifier(raw.rowFlag, `${at}.rowFlag`, fail);
   if (raw.exclude !== undefined) table.exclude = expectBoolean(raw.exclude, `${at}.exclude`, fail);
   if (raw.rowKey !== undefined) table.rowKey = expectIdentifierList(raw.rowKey, `${at}.rowKey`, fail);
   if (raw.deletePolicy !== undefined) {
@@ -121,8 +140,9 @@ function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
 
 function validateColumn(input: unknown, at: string, fail: Fail): ColumnConfig {
   const raw = expectObject(input, at, fail);
-  allowOnly(raw, ["keyIdColumn", "keepPlaintext", "clearTo", "exclude"], at, fail);
+  allowOnly(raw, ["keyIdColumn", "keepPlaintext", "clearTo", "exclude", "cellFormat"], at, fail);
   const column: ColumnConfig = {};
+  if (raw.cellFormat !== undefined) column.cellFormat = expectIdentifier(raw.cellFormat, `${at}.cellFormat`, fail);
   if (raw.keyIdColumn !== undefined) column.keyIdColumn = expectIdentifier(raw.keyIdColumn, `${at}.keyIdColumn`, fail);
   if (raw.keepPlaintext !== undefined) {
     if (!PLAINTEXT_RULES.includes(raw.keepPlaintext as PlaintextRule)) fail(`${at}.keepPlaintext`, `must be one of ${PLAINTEXT_RULES.join(", ")}`);

@@ -27,9 +27,10 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   const byLabel = new Map(catalog.map((table) => [tableLabel(table), table]));
   checkConfigNamesExist(config, byLabel);
   const preset = choosePreset(catalog, config);
-  const appPreset = preset === "atelyaos" || preset === "company-agents" ? APP_PRESETS[preset] : undefined;
+  const appPreset = preset === "atelyaos" || preset === "company-agents" || preset === "obot" ? APP_PRESETS[preset] : undefined;
   const schemeName = config.scheme ?? appPreset?.scheme;
-  const scheme = schemeName === undefined ? schemeNamed(DEFAULT_SCHEME.name, config.schemeOptions) : schemeNamed(schemeName, config.schemeOptions);
+  const schemeOptions = appPreset?.schemeOptions === undefined ? config.schemeOptions : { ...appPreset.schemeOptions, ...config.schemeOptions };
+  const scheme = schemeNamed(schemeName ?? DEFAULT_SCHEME.name, schemeOptions);
   if ((scheme.keyIdSource === "prefix" || scheme.keyIdSource === "embedded") && scheme.keyIdOfCell === undefined) {
     throw new DbcryptError("internal", `value scheme "${scheme.name}" keeps key ids inside the values but cannot read them (no keyIdOfCell)`);
   }
@@ -74,10 +75,14 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       continue;
     }
     const rowKeyTypes = rowKey.map((name) => requireColumn(table, name, `rowKey of ${label}`).dataType);
-    const context = contextOf(table, tableConfig, scheme, columns);
+    const context = contextOf(table, tableConfig, scheme, columns, config.aadFallbackEmpty === true);
     if (typeof context === "string") {
       refused.push({ ref: table, columns: columns.map((column) => column.column), reason: context });
       continue;
+    }
+    for (const column of columns) {
+      const cellFormat = tableConfig?.columns?.[column.column]?.cellFormat;
+      if (cellFormat !== undefined) column.cellFormat = cellFormat;
     }
     tables.push({
       ref: { schema: table.schema, name: table.name },
@@ -85,7 +90,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       rowKeyTypes,
       columns,
       deletePolicy: deletePolicyOf(table, tableConfig, presetRules),
-      context,
+      ...context,
     });
     if (preset === "coder") warnings.push(...unknownToPreset(table, label, columns, tableConfig, presetRules));
   }
@@ -165,29 +170,45 @@ function mergeTableConfig(fromPreset: TableConfig | undefined, fromConfig: Table
  * A mapping the scheme does not use is a config error: it would suggest the cells depend on a
  * column they do not.
  */
-function contextOf(table: CatalogTable, tableConfig: TableConfig | undefined, scheme: ValueScheme, columns: EncryptedColumn[]): EncryptedTable["context"] | string {
-  const inputs = scheme.contextInputs ?? [];
+function contextOf(table: CatalogTable, tableConfig: TableConfig | undefined, scheme: ValueScheme, columns: EncryptedColumn[], tryEmptyAad: boolean): Pick<EncryptedTable, "context" | "aad" | "rowFlag"> | string {
+  const required = scheme.contextInputs ?? [];
+  const usable = [...required, ...(scheme.optionalContextInputs ?? [])];
   const mapping = tableConfig?.context ?? {};
-  for (const input of Object.keys(mapping)) {
-    if (!inputs.includes(input)) {
-      throw new DbcryptError("bad_config", `${tableLabel(table)}: context input "${input}" is not one value scheme "${scheme.name}" uses (it uses: ${inputs.join(", ") || "none"})`, {
-        hint: "fix or remove that entry under the table's \"context\" in the config file",
-      });
-    }
-  }
-  if (inputs.length === 0 || columns.every((column) => column.keyIdColumn !== undefined)) return [];
+  const refuse = (what: string, input: string): never => {
+    throw new DbcryptError("bad_config", `${tableLabel(table)}: ${what} gives the value scheme "${scheme.name}" input "${input}", which it does not use (it uses: ${usable.join(", ") || "none"})`, {
+      hint: `remove ${what} from the table in the config file, or choose the scheme that uses it`,
+    });
+  };
+  for (const input of Object.keys(mapping)) if (!usable.includes(input)) refuse(`context.${input}`, input);
+  if (tableConfig?.aad !== undefined && !usable.includes("aad")) refuse("aad", "aad");
+  if (tableConfig?.rowFlag !== undefined && !usable.includes("encrypted")) refuse("rowFlag", "encrypted");
+  if (columns.every((column) => column.keyIdColumn !== undefined)) return { context: [] };
   const context: EncryptedTable["context"] = [];
-  for (const input of inputs) {
+  const hasColumn = (name: string) => table.columns.some((column) => column.name === name);
+  for (const input of usable) {
     const columnName = mapping[input];
     if (columnName === undefined) {
-      return `needs the column holding each row's ${input} for value scheme "${scheme.name}"; name it under tables["${tableLabel(table)}"].context.${input} in the config file`;
+      if (required.includes(input)) return `needs the column holding each row's ${input} for value scheme "${scheme.name}"; name it under tables["${tableLabel(table)}"].context.${input} in the config file`;
+      continue;
     }
-    if (!table.columns.some((column) => column.name === columnName)) {
-      return `has no column ${columnName}, which its context.${input} names; fix the config file or the preset's mapping`;
-    }
+    if (!hasColumn(columnName)) return `has no column ${columnName}, which its context.${input} names; fix the config file or the preset's mapping`;
     context.push({ input, column: columnName });
   }
-  return context;
+  const result: Pick<EncryptedTable, "context" | "aad" | "rowFlag"> = { context };
+  if (tableConfig?.rowFlag !== undefined) {
+    if (!hasColumn(tableConfig.rowFlag)) return `has no column ${tableConfig.rowFlag}, which its rowFlag names`;
+    context.push({ input: "encrypted", column: tableConfig.rowFlag });
+    result.rowFlag = tableConfig.rowFlag;
+  }
+  if (tableConfig?.aad !== undefined) {
+    const templates = [tableConfig.aad, ...(tableConfig.aadFallback ?? [])];
+    for (const name of new Set(templates.flatMap((template) => [...template.matchAll(/\{([^{}]+)\}/g)].map((match) => match[1] as string)))) {
+      if (!hasColumn(name)) return `has no column ${name}, which its additional-data template names`;
+      context.push({ input: `column:${name}`, column: name });
+    }
+    result.aad = { template: tableConfig.aad, fallbacks: [...(tableConfig.aadFallback ?? []), ...(tryEmptyAad ? [""] : [])] };
+  }
+  return result;
 }
 
 function choosePreset(catalog: CatalogTable[], config: DbcryptConfig): SchemaPlan["preset"] {

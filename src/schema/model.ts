@@ -58,6 +58,8 @@ export interface EncryptedColumn {
    * .spellingsOf): set by the census from the cells it read, used when writing the column.
    */
   spelling?: string;
+  /** The same, fixed by the config (`cellFormat`): wins over what the census learns. */
+  cellFormat?: string;
 }
 
 /** The key-id column of a column that has one; census and clear SQL exist only for those. */
@@ -84,6 +86,10 @@ export interface EncryptedTable {
    * still hold what was read, since a cell sealed for another workspace could not be opened.
    */
   context: { input: string; column: string }[];
+  /** Additional data built per row from context columns (Obot's AAD strings), and its legacy forms. */
+  aad?: { template: string; fallbacks: string[] };
+  /** The boolean column saying whether the row's values are encrypted; rotate sets it, decrypt clears it. */
+  rowFlag?: string;
 }
 
 export interface RefusedTable {
@@ -107,7 +113,7 @@ export interface SchemaPlan {
   tables: EncryptedTable[];
   refused: RefusedTable[];
   warnings: SchemaWarning[];
-  preset: "coder" | "atelyaos" | "company-agents" | "none";
+  preset: "coder" | "atelyaos" | "company-agents" | "obot" | "none";
   /** How every encrypted cell is stored: format, key ids, cipher, canary. */
   scheme: ValueScheme;
 }

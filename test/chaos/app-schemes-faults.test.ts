@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dbArg } from "../support/cli.js";
 import { freshKey, keyRows } from "../support/fixtures.js";
-import { APP_SHAPES, ATELYAOS, isLegacy, seedApp, type AppCell, type AppShape } from "../support/app-fixtures.js";
+import { APP_SHAPES, isLegacy, seedApp, type AppCell, type AppShape } from "../support/app-fixtures.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import type { TestKey } from "../support/coder-crypto.js";
 import { runToEnd, startCli } from "./support/cli-process.js";
@@ -129,40 +129,5 @@ describe.each(APP_SHAPES.flatMap((app) => ENGINE_KINDS.map((kind) => [app.name, 
       await proxy.close();
     }
     await expectFinishedByRerun();
-  });
-});
-
-// The per-workspace key is what the row's context column says: a rotation must never leave a cell
-// sealed for a workspace the row no longer has.
-describe.each(ENGINE_KINDS)("AtelyaOS rows moved to another workspace during a rotation on %s", (kind) => {
-  it("are re-read and sealed for the workspace they now have", async () => {
-    const database = await createTestDatabase(kind, "appf_move");
-    const db = await openTestDb(database.target);
-    const dir = mkdtempSync(join(tmpdir(), "dbcrypt-appf-move-"));
-    const keys = { a: freshKey(), b: freshKey() };
-    try {
-      for (const key of Object.values(keys)) writeFileSync(join(dir, `${key.id}.key`), `${key.base64}\n`, { mode: 0o600 });
-      const url = dbArg(database.target);
-      let cells = await seedApp(db, ATELYAOS, keys.a, 200);
-      expect((await runToEnd(["keys", "init", "--db", url])).code).toBe(0);
-      const run = startCli(["rotate", "--db", url, "--preset", "atelyaos", "--new-key", `@${join(dir, `${keys.b.id}.key`)}`, "--old-keys", `@${join(dir, `${keys.a.id}.key`)}`, "--yes", "--json-events", "--batch-size", "10", "--sleep", "15ms"]);
-      await run.waitForEvent((event) => event.type === "batch");
-      const moved = cells.filter((cell) => cell.table === "messages" && cell.plaintext !== null && !isLegacy(cell)).filter((_, index) => index % 5 === 0);
-      for (const cell of moved) {
-        const next = { ...cell, workspace: "ws-moved" };
-        await db.query("UPDATE messages SET workspace_id = $1, content_encrypted = $2 WHERE id = $3", ["ws-moved", ATELYAOS.seal(keys.a, next), cell.id]);
-      }
-      const finished = await run.done;
-      expect(finished.code, finished.stderr).toBe(0);
-      cells = cells.map((cell) => (moved.some((candidate) => candidate.id === cell.id && candidate.table === cell.table) ? { ...cell, workspace: "ws-moved" } : cell));
-      const again = await runToEnd(["rotate", "--db", url, "--preset", "atelyaos", "--new-key", `@${join(dir, `${keys.b.id}.key`)}`, "--old-keys", `@${join(dir, `${keys.a.id}.key`)}`, "--yes"]);
-      expect(again.code, again.stderr).toBe(0);
-      const under = await expectIntact(db, ATELYAOS, cells, [keys.b], false);
-      expect([...under.keys()]).toEqual([ATELYAOS.keyId(keys.b)]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await db.close();
-      await database.cleanup();
-    }
   });
 });

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { dbArg, runCli } from "../support/cli.js";
+import { dbArg, registerSecret, runCli } from "../support/cli.js";
 import { freshKey, keyRows } from "../support/fixtures.js";
-import { APP_SHAPES, expectAppCells, isLegacy, seedApp, type AppCell } from "../support/app-fixtures.js";
+import { APP_SHAPES, expectAppCells, isLegacy, seedApp, type AppCell, type AppShape } from "../support/app-fixtures.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import type { TestKey } from "../support/coder-crypto.js";
 
@@ -131,8 +131,45 @@ describe.each(APP_SHAPES.flatMap((app) => ENGINE_KINDS.map((kind) => [app.name, 
     await db.query(`UPDATE ${victim.table} SET ${victim.column} = $1 WHERE id = $2`, [stranger, victim.id]);
     const refused = await cli(["rotate", "--new-key", keyFile(keys.b), "--old-keys", keyFile(keys.a), "--yes", "--json"]);
     expect(refused.code).toBe(3);
-    expect(JSON.parse(refused.stdout).error.details.join("\n")).toMatch(new RegExp(`${victim.table}\\.${victim.column}: 1 encrypted value\\(s\\) that none of the supplied keys opens`));
+    const error = JSON.parse(refused.stdout).error;
+    expect(error.details.join("\n")).toMatch(new RegExp(`${victim.table}\\.${victim.column}: 1 encrypted value\\(s\\) that none of the supplied keys opens`));
+    expect(error.hint).toMatch(/--skip-unopenable/);
+    // Nothing at all was written: every other cell is as seeded, and no key was recorded.
+    await expectAppCells(db, app, cells.filter((cell) => cell !== victim), keys.a, { asSeeded: true });
     const untouched = await db.query<{ v: string }>(`SELECT ${victim.column} AS v FROM ${victim.table} WHERE id = $1`, [victim.id]);
     expect(untouched[0]?.v).toBe(stranger);
+    expect(await keyRows(db)).toEqual([]);
+  });
+
+  it("plaintext that looks like ciphertext is refused, then with --skip-unopenable reported and left while the rest moves on", async () => {
+    expect((await cli(["keys", "init"])).code).toBe(0);
+    // A leftover plaintext API key that decodes as base64 to more than nonce and tag: dbcrypt
+    // cannot tell it from a value under a key it was not given.
+    const { table, column } = app.columns[0] as AppShape["columns"][number];
+    const lookalike = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5z6";
+    registerSecret(lookalike);
+    const victim = cells.find((cell) => cell.table === table && cell.plaintext !== null && !isLegacy(cell)) as AppCell;
+    await db.query(`UPDATE ${table} SET ${column} = $1 WHERE id = $2`, [lookalike, victim.id]);
+    const others = cells.filter((cell) => cell !== victim);
+
+    const refused = await cli(["rotate", "--new-key", keyFile(keys.b), "--old-keys", keyFile(keys.a), "--yes"]);
+    expect(refused.code).toBe(3);
+    await expectAppCells(db, app, others, keys.a, { asSeeded: true });
+
+    const skipped = await cli(["rotate", "--new-key", keyFile(keys.b), "--old-keys", keyFile(keys.a), "--yes", "--skip-unopenable", "--json"]);
+    expect(skipped.code, skipped.stderr).toBe(3);
+    const result = JSON.parse(skipped.stdout);
+    expect(result.status).toBe("failed-rows");
+    expect(result.undecryptable).toEqual([expect.objectContaining({ table, rowKey: { id: victim.id }, failure: expect.objectContaining({ column, keyId: null }) })]);
+    // The value did not open under the old key, so it is not under it: the old key is revoked.
+    expect(result.keysRevoked).toEqual([app.keyId(keys.a)]);
+    await expectAppCells(db, app, others, keys.b);
+    const left = await db.query<{ v: string }>(`SELECT ${column} AS v FROM ${table} WHERE id = $1`, [victim.id]);
+    expect(left[0]?.v).toBe(lookalike);
+
+    const decrypt = await cli(["decrypt", "--keys", keyFile(keys.b), "--yes", "--skip-unopenable", "--json"]);
+    expect(decrypt.code).toBe(3);
+    expect(JSON.parse(decrypt.stdout).keysRevoked).toEqual([app.keyId(keys.b)]);
+    await expectAppCells(db, app, others, null);
   });
 });

@@ -86,3 +86,32 @@ describe("crypto worker threads", () => {
     }
   });
 });
+
+describe("crypto worker threads on a scheme that keys each row by its context (AtelyaOS)", async () => {
+  const { schemeNamed } = (await built("crypto/schemes/registry.js")) as typeof import("../../src/crypto/schemes/registry.js");
+  const { TRIAL_KEY_ID } = (await built("crypto/keyring.js")) as typeof import("../../src/crypto/keyring.js");
+  const { openSecretbox, sealSecretbox } = await import("../support/app-crypto.js");
+  const scheme = schemeNamed("secretbox-workspace");
+  const workspaceTable: EncryptedTable = { ...table, columns: [{ column: "a", keyIdColumn: undefined, keepPlaintext: "never", clearTo: null, source: "config" }], context: [{ input: "workspace", column: "workspace_id" }] };
+
+  it("reads and seals each row under its own workspace's key, as the main thread does", async () => {
+    const batch: BatchRow[] = Array.from({ length: 40 }, (_, index) => {
+      const workspace = `ws-${index % 4}`;
+      const value = index % 2 === 0 ? sealSecretbox(oldKey.bytes, workspace, `secret ${index}`) : `plain ${index}`;
+      return { rowKey: [BigInt(index)], fields: [{ value, keyId: index % 2 === 0 ? TRIAL_KEY_ID : null }], context: { workspace } };
+    });
+    const pool = new WorkerPoolPlanner(rotateTransform(scheme, productNew, [productOld]), 1);
+    try {
+      const plans = await pool.plan(workspaceTable, batch);
+      plans.forEach((plan, index) => {
+        expect(plan.kind, `row ${index}`).toBe("write");
+        if (plan.kind !== "write") return;
+        const expected = index % 2 === 0 ? `secret ${index}` : `plain ${index}`;
+        expect(openSecretbox(newKey.bytes, `ws-${index % 4}`, plan.next[0]?.value as string)).toBe(expected);
+        expect(openSecretbox(newKey.bytes, "", plan.next[0]?.value as string)).toBeUndefined();
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+});

@@ -286,3 +286,47 @@ describe.each(ENGINE_KINDS)("rotate while the application keeps writing, on %s",
     expect(openValue(fixture.keyB.bytes, (await tokens()).get(100)!.value)).toBe("written late under the old key");
   });
 });
+
+/**
+ * Where a cell depends on other columns of its row (a workspace id keys it, or the columns of its
+ * additional data), a write must land only while they still hold what was read: a cell sealed for
+ * the old workspace in a row moved to another could never be opened. PostgreSQL's xmin covers any
+ * change to the row; SQLite compares the context columns themselves.
+ */
+describe.each(ENGINE_KINDS)("dialect compare-and-swap on context columns and the row flag on %s", (kind) => {
+  const fixture = dialectFixture(kind, "dialect_ctx", async ({ db }) => {
+    await db.exec("CREATE TABLE messages (id integer NOT NULL PRIMARY KEY, workspace_id text NOT NULL, encrypted boolean NOT NULL, content text)");
+    for (let id = 1; id <= 4; id++) await db.query("INSERT INTO messages (id, workspace_id, encrypted, content) VALUES ($1, $2, $3, $4)", [id, `ws-${id}`, kind === "postgres" ? false : 0, `message ${id}`]);
+  });
+
+  function messagesTable(): EncryptedTable {
+    return {
+      ref: { schema: undefined, name: "messages" },
+      rowKey: ["id"],
+      rowKeyTypes: ["integer"],
+      columns: [{ column: "content", keyIdColumn: undefined, keepPlaintext: "never", clearTo: null, source: "config" }],
+      deletePolicy: { action: "delete-row" },
+      context: [{ input: "workspace", column: "workspace_id" }, { input: "encrypted", column: "encrypted" }],
+      rowFlag: "encrypted",
+    };
+  }
+
+  it("reads the context with each row, leaves rows whose context changed, and writes the row flag", async () => {
+    const table = messagesTable();
+    const rows = await fixture.dialect.readBatch(table, { kind: "all" }, undefined, 10);
+    expect(rows.map((row) => row.context?.workspace)).toEqual(["ws-1", "ws-2", "ws-3", "ws-4"]);
+    expect(rows.every((row) => row.context?.encrypted === (kind === "postgres" ? "false" : "0"))).toBe(true);
+    // The application moves message 2 to another workspace, touching nothing else.
+    await fixture.db.query("UPDATE messages SET workspace_id = 'ws-moved' WHERE id = 2");
+    const outcome = await fixture.dialect.writeBatch(table, rows.map((row) => ({ ...asRead(row), next: [{ value: `sealed for ${row.context?.workspace}`, keyId: "k" }], flag: true })));
+    expect(outcome.written).toBe(3);
+    expect(keyText(outcome.conflicts)).toEqual(["2"]);
+    const after = await fixture.db.query<{ id: number; workspace_id: string; encrypted: boolean | number; content: string }>("SELECT id, workspace_id, encrypted, content FROM messages ORDER BY id");
+    expect(after.map((row) => [Number(row.id), row.workspace_id, Boolean(row.encrypted), row.content])).toEqual([
+      [1, "ws-1", true, "sealed for ws-1"],
+      [2, "ws-moved", false, "message 2"],
+      [3, "ws-3", true, "sealed for ws-3"],
+      [4, "ws-4", true, "sealed for ws-4"],
+    ]);
+  });
+});

@@ -53,7 +53,9 @@ describe("secretbox-workspace (AtelyaOS)", () => {
     const cell = sealSecretbox(MASTER_A, WORKSPACE, "xoxb-secret-token", spelling);
     const result = key.open(cell, { workspace: WORKSPACE });
     expect(opened(result)).toBe("xoxb-secret-token");
-    const resealed = key.seal("xoxb-secret-token", { workspace: WORKSPACE }, result.ok ? result.format : undefined);
+    // As a rotation does: the column's spelling is what the census learned from its cells.
+    const spelling_ = scheme.rewriteSpelling?.(cell, result.ok ? result.format : undefined, spelling);
+    const resealed = key.seal("xoxb-secret-token", { workspace: WORKSPACE }, spelling_);
     expect(openSecretbox(MASTER_A, WORKSPACE, resealed)).toBe("xoxb-secret-token");
     if (spelling === "hex") expect(resealed).toMatch(/^[0-9a-f]+$/);
     if (spelling === "base64url-unpadded") expect(resealed).not.toMatch(/[+/=]/);
@@ -70,6 +72,8 @@ describe("secretbox-workspace (AtelyaOS)", () => {
     expect(reason).toMatch(/authentication failed/);
     expect(reason).not.toContain("token");
     expect(key.open(cell, { workspace: null }).ok).toBe(false);
+    // A row read without its context must not silently get some other key.
+    expect(key.open(cell, {})).toEqual({ ok: false, reason: "the row was read without its workspace id" });
   });
 
   it("takes the HMAC order and the workspace id's encoding as options", () => {
@@ -79,6 +83,8 @@ describe("secretbox-workspace (AtelyaOS)", () => {
     const cell = Buffer.concat([nonce, xsalsa20poly1305(rowKey, nonce).encrypt(Buffer.from("hello"))]).toString("base64");
     expect(opened(reversed.open(cell, { workspace: WORKSPACE }))).toBe("hello");
     expect(reversed.open(cell, { workspace: "not-a-uuid" })).toEqual({ ok: false, reason: "the row's workspace id is not uuid-bytes" });
+    // The keys table's canary belongs to no workspace, whatever the id encoding.
+    expect(reversed.open(reversed.seal("dbcrypt")).ok).toBe(true);
   });
 
   it("rejects unknown options and values by name", () => {
@@ -130,6 +136,39 @@ describe("trial decryption", () => {
     expect(scheme.looksSealed?.(sealSecretbox(MASTER_A, WORKSPACE, "x"))).toBe(true);
     expect(scheme.looksSealed?.("hello world")).toBe(false);
     expect(scheme.looksSealed?.("")).toBe(false);
+    // Line-wrapped or newline-terminated ciphertext is still ciphertext: never sealed a second time.
+    const cell = sealSecretbox(MASTER_A, WORKSPACE, "x".repeat(60));
+    expect(scheme.looksSealed?.(`${cell}\n`)).toBe(true);
+    expect(scheme.looksSealed?.(`${cell.slice(0, 40)}\n${cell.slice(40)}`)).toBe(true);
+    expect(scheme.keyFromBytes(MASTER_A).open(`${cell}\r\n`, { workspace: WORKSPACE }).ok).toBe(true);
+  });
+});
+
+describe("a column's spelling", () => {
+  const scheme = schemeNamed("secretbox-workspace");
+  const learn = (cells: { text: string; opened?: string }[]) => {
+    const tally = new Map<string, number>();
+    for (const cell of cells) for (const token of scheme.spellingEvidence?.(cell.text, cell.opened) ?? []) tally.set(token, (tally.get(token) ?? 0) + 1);
+    return scheme.columnSpelling?.(tally);
+  };
+
+  it("is learned only from cells that tell spellings apart, and hex only from tag-confirmed readings", () => {
+    const hexCells = Array.from({ length: 5 }, () => ({ text: randomBytes(48).toString("hex"), opened: "hex" }));
+    expect(learn(hexCells)).toBe("hex");
+    // Without keys nothing confirms hex, and hex text tells nothing about base64: the default stays.
+    expect(learn(hexCells.map((cell) => ({ text: cell.text })))).toBe("base64");
+    const urlCells = Array.from({ length: 50 }, () => ({ text: randomBytes(50).toString("base64url"), opened: "base64url-unpadded" }));
+    expect(learn(urlCells)).toBe("base64url-unpadded");
+    const standardCells = Array.from({ length: 50 }, () => ({ text: randomBytes(50).toString("base64"), opened: "base64" }));
+    expect(learn(standardCells)).toBe("base64");
+  });
+
+  it("a rewrite keeps a hex reading and what the old cell's own text shows, and fills the rest from the column", () => {
+    expect(scheme.rewriteSpelling?.("ab".repeat(40), "hex", "base64")).toBe("hex");
+    expect(scheme.rewriteSpelling?.("abc-de", "base64url-unpadded", "base64")).toBe("base64url-unpadded");
+    expect(scheme.rewriteSpelling?.("abc-def_", "base64url-unpadded", "base64")).toBe("base64url");
+    expect(scheme.rewriteSpelling?.("abcdefgh", "base64", "base64url-unpadded")).toBe("base64url-unpadded");
+    expect(scheme.rewriteSpelling?.(null, undefined, "hex")).toBe("hex");
   });
 });
 

@@ -6,6 +6,7 @@ import type { CommandOutcome } from "../exit-codes.js";
 
 interface DecryptFlags extends WriteFlags {
   keys?: string;
+  skipUnopenable?: boolean;
 }
 
 export function registerDecrypt(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
@@ -14,12 +15,14 @@ export function registerDecrypt(program: Command, run: (body: () => Promise<Comm
       .command("decrypt")
       .description("turn encryption off: write every value back as plaintext, then revoke the keys")
       // A separate variable from status's DBCRYPT_KEYS, as in Coder, so decryption is never accidental.
-      .option("--keys <keys>", "comma-separated keys the data is under (or @FILE, @-) (env DBCRYPT_DECRYPT_KEYS)"),
+      .option("--keys <keys>", "comma-separated keys the data is under (or @FILE, @-) (env DBCRYPT_DECRYPT_KEYS)")
+      .option("--skip-unopenable", "where values carry no key id: report values no supplied key opens and leave them, instead of refusing to start"),
   ).action((flags: DecryptFlags) =>
     run(async () => {
       const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys");
-      requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
-      return runWriteCommand(flags, "decrypt", decryptOperation, (request) => ({ ...request, keys }));
+      // A Kubernetes encryption config brings its own keys.
+      if (flags.encryptionConfig === undefined) requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
+      return runWriteCommand(flags, "decrypt", decryptOperation, (request) => ({ ...request, keys, skipUnopenable: Boolean(flags.skipUnopenable) }));
     }),
   );
 }

@@ -1,5 +1,5 @@
 import { sealAes256GcmBytes, openAes256GcmBytes, NONCE_BYTES, TAG_BYTES } from "../aes256gcm.js";
-import { CELL_ENCODINGS, decodeCellCandidates, encodeCell, isCellEncoding, spellingsOf, type CellEncoding } from "../cell-encoding.js";
+import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
 import { aes256gcmKeyId } from "../key-id.js";
 import { SchemeOptions } from "./scheme-options.js";
 import type { OpenResult, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
@@ -86,7 +86,13 @@ export const aes256gcmMasterFactory: SchemeFactory = {
       canaryPlaintext: "dbcrypt",
       keyFromBytes: (bytes) => new MasterKey(bytes, settings),
       looksSealed: settings.layout === "dotted" ? (cell) => dottedParts(cell) !== undefined : (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
-      ...(settings.layout === "dotted" ? {} : { spellingsOf }),
+      ...(settings.layout === "dotted"
+        ? {}
+        : {
+            spellingEvidence,
+            columnSpelling: (evidence: ReadonlyMap<string, number>) => columnSpelling(evidence, settings.encoding),
+            rewriteSpelling: (oldCell: string | null, opened: string | undefined, column: string | undefined) => rewriteSpelling(oldCell, opened, column, settings.encoding),
+          }),
       contextInputs: [],
       options: options ?? {},
     };

@@ -1,6 +1,7 @@
 import { DbcryptError } from "../../errors.js";
 import { aes256gcmMasterFactory } from "./aes256gcm-master.js";
 import { coderScheme } from "./coder-aes256gcm.js";
+import { kubernetesFactory } from "./kubernetes.js";
 import { secretboxWorkspaceFactory } from "./secretbox-workspace.js";
 import type { SchemeFactory, ValueScheme } from "./value-scheme.js";
 
@@ -35,6 +36,7 @@ export function registerScheme(scheme: ValueScheme): void {
 registerSchemeFactory(fixed(coderScheme, "Coder dbcrypt: base64(nonce ‖ AES-256-GCM ciphertext ‖ tag), key id in <column>_key_id"));
 registerSchemeFactory(secretboxWorkspaceFactory);
 registerSchemeFactory(aes256gcmMasterFactory);
+registerSchemeFactory(kubernetesFactory);
 
 export function knownSchemes(): string[] {
   return [...factories.keys()];

@@ -26,6 +26,34 @@ export class SchemeOptions {
     return value as T;
   }
 
+  optionalString(name: string): string | undefined {
+    const value = this.#options[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== "string" || value.length === 0) this.fail(`option "${name}" must be a non-empty string`);
+    return value as string;
+  }
+
+  stringList(name: string): string[] {
+    const value = this.#options[name];
+    if (value === undefined) return [];
+    if (!Array.isArray(value) || value.some((item) => typeof item !== "string" || item.length === 0)) this.fail(`option "${name}" must be a list of non-empty strings`);
+    return [...(value as string[])];
+  }
+
+  flag(name: string): boolean {
+    const value = this.#options[name];
+    if (value === undefined) return false;
+    if (typeof value !== "boolean") this.fail(`option "${name}" must be true or false`);
+    return value as boolean;
+  }
+
+  record(name: string): Record<string, string> {
+    const value = this.#options[name];
+    if (value === undefined) return {};
+    if (typeof value !== "object" || value === null || Array.isArray(value) || Object.values(value).some((item) => typeof item !== "string")) this.fail(`option "${name}" must be an object of strings`);
+    return { ...(value as Record<string, string>) };
+  }
+
   fail(problem: string): never {
     throw new DbcryptError("bad_config", `${this.#where} ${problem}`, { hint: "see docs/schemes.md for each scheme's options" });
   }

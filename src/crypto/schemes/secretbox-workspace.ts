@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
-import { CELL_ENCODINGS, decodeCellCandidates, encodeCell, isCellEncoding, spellingsOf, type CellEncoding } from "../cell-encoding.js";
+import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
 import { labelledKeyId } from "../key-id.js";
 import { SchemeOptions } from "./scheme-options.js";
 import { RowKeyUnavailable, type OpenResult, type RowContext, type SchemeFactory, type SchemeKey, type ValueScheme } from "./value-scheme.js";
@@ -18,6 +18,8 @@ const TAG_BYTES = 16;
 const KEY_ID_LABEL = "xsalsa20poly1305";
 /** Workspace keys kept per master key: bounded so a table with millions of workspaces stays flat. */
 const DERIVED_KEY_CACHE = 10_000;
+/** HMAC message for the keys table canary's key: no workspace id can collide with it, being no id at all. */
+const CANARY_LABEL = "dbcrypt keys table canary";
 /** The input name the config maps to a column (`"context": {"workspace": "workspace_id"}`). */
 export const WORKSPACE_INPUT = "workspace";
 
@@ -51,6 +53,7 @@ class SecretboxWorkspaceKey implements SchemeKey {
   readonly #master: Buffer;
   readonly #settings: Settings;
   readonly #derived = new Map<string, Uint8Array>();
+  #canaryKey: Uint8Array | undefined;
 
   constructor(master: Uint8Array, settings: Settings) {
     this.#master = Buffer.from(master);
@@ -58,11 +61,16 @@ class SecretboxWorkspaceKey implements SchemeKey {
     this.id = labelledKeyId(KEY_ID_LABEL, this.#master);
   }
 
-  /** The row's key, or why there is none (a NULL or malformed workspace id). */
+  /**
+   * The row's key, or why there is none (a NULL or malformed workspace id, or a row read without
+   * its context). No context at all is the keys table's canary, which belongs to no workspace: it
+   * gets a key of its own, whatever the workspace id encoding.
+   */
   #rowKey(context: RowContext | undefined): Uint8Array | string {
     if (this.#settings.derivation === "none") return this.#master;
-    // The keys table's canary has no row: it is sealed under the key of the empty workspace id.
-    const workspace = context === undefined ? "" : context[WORKSPACE_INPUT];
+    if (context === undefined) return (this.#canaryKey ??= createHmac("sha256", this.#master).update(CANARY_LABEL).digest());
+    if (!(WORKSPACE_INPUT in context)) return "the row was read without its workspace id";
+    const workspace = context[WORKSPACE_INPUT];
     if (workspace === null || workspace === undefined) return "the row's workspace id is NULL, so it has no key";
     const cached = this.#derived.get(workspace);
     if (cached !== undefined) return cached;
@@ -128,7 +136,9 @@ export const secretboxWorkspaceFactory: SchemeFactory = {
       canaryPlaintext: "dbcrypt",
       keyFromBytes: (bytes) => new SecretboxWorkspaceKey(bytes, settings),
       looksSealed: (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
-      spellingsOf,
+      spellingEvidence,
+      columnSpelling: (evidence) => columnSpelling(evidence, settings.encoding),
+      rewriteSpelling: (oldCell, opened, column) => rewriteSpelling(oldCell, opened, column, settings.encoding),
       contextInputs: settings.derivation === "none" ? [] : [WORKSPACE_INPUT],
       options: options ?? {},
     };

@@ -53,7 +53,7 @@ export interface ValueScheme {
    * For keyIdSource prefix or embedded: the key id a stored cell names, or undefined when the cell
    * is not this scheme's ciphertext (so it is plaintext).
    */
-  keyIdOfCell?(cell: string): string | undefined;
+  keyIdOfCell?(cell: string, context?: RowContext): string | undefined;
   /**
    * For keyIdSource trial: whether a cell has the shape of this scheme's ciphertext (decodes to
    * at least nonce and tag). Such a cell counts as encrypted, and the key that opens it is its key;
@@ -61,14 +61,23 @@ export interface ValueScheme {
    */
   looksSealed?(cell: string): boolean;
   /**
-   * For schemes whose cells come in several spellings (base64 variants, hex): every spelling this
-   * cell's text is valid in. The census tallies them per column; the spelling valid for the most
-   * cells is the column's, which decides ties (a URL-safe unpadded cell without - or _ reads as
-   * standard base64 too) and is how new cells in that column are written.
+   * For schemes whose cells come in several spellings (base64 variants, hex; a JSON envelope):
+   * what one cell says about its column's spelling (`opened`: the format its opening reported, if
+   * it was opened). The census tallies these per column and asks columnSpelling for the verdict.
    */
-  spellingsOf?(cell: string): readonly string[];
+  spellingEvidence?(cell: string, opened: string | undefined): readonly string[];
+  columnSpelling?(evidence: ReadonlyMap<string, number>): string | undefined;
+  /** The spelling to seal a rewritten cell in (oldCell null: it was plaintext). */
+  rewriteSpelling?(oldCell: string | null, opened: string | undefined, column: string | undefined): string | undefined;
   /** Names of the RowContext inputs every cell needs (the config maps each to a column). */
   readonly contextInputs?: readonly string[];
+  /** Inputs the scheme uses when a table provides them (Kubernetes' additional data, Obot's row flag). */
+  readonly optionalContextInputs?: readonly string[];
+  /**
+   * For schemes whose keys come with their own configuration (Kubernetes encryption configs)
+   * rather than from --keys: what it can read with, and what it writes with.
+   */
+  configuredKeys?(): { read: SchemeKey[]; write: SchemeKey | undefined };
   /** The options this instance was made with, so a worker thread can make the same one. */
   readonly options?: Readonly<Record<string, unknown>>;
 }

@@ -1,0 +1,143 @@
+import { readFileSync } from "node:fs";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from "yaml";
+import { DbcryptError } from "../../errors.js";
+import { decodeStrictBase64 } from "../strict-base64.js";
+
+/**
+ * A Kubernetes `EncryptionConfiguration` file (apiserver.config.k8s.io/v1), read the way the API
+ * server's strict decoder reads it: an unknown field, a provider entry with two providers, a key
+ * of the wrong size or a secret that is not padded standard base64 is an error naming the file and
+ * line. Only what dbcrypt needs is kept; secrets stay in Buffers that nothing prints.
+ */
+export type SecretProviderType = "aesgcm" | "aescbc" | "secretbox";
+
+export interface ProviderKey {
+  name: string;
+  secret: Buffer;
+}
+
+export type Provider =
+  | { type: SecretProviderType; keys: ProviderKey[] }
+  | { type: "identity" }
+  | { type: "kms"; apiVersion: "v1" | "v2"; name: string };
+
+export interface ResourceConfig {
+  resources: string[];
+  providers: Provider[];
+}
+
+export interface EncryptionConfig {
+  path: string;
+  resources: ResourceConfig[];
+}
+
+const KEY_SIZES: Record<SecretProviderType, readonly number[]> = { aesgcm: [16, 24, 32], aescbc: [16, 24, 32], secretbox: [32] };
+
+export function readEncryptionConfig(path: string): EncryptionConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new DbcryptError("bad_config", `cannot read encryption config ${path}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, { hint: "check the --encryption-config path" });
+  }
+  return parseEncryptionConfig(text, path);
+}
+
+export function parseEncryptionConfig(text: string, path: string): EncryptionConfig {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const at = (node: YamlNode | null | undefined): string => {
+    const offset = node?.range?.[0];
+    return offset === undefined ? path : `${path}:${lines.linePos(offset).line}`;
+  };
+  const fail = (node: YamlNode | null | undefined, problem: string): never => {
+    // The problem text never quotes a secret: it names fields and sizes only.
+    throw new DbcryptError("bad_config", `encryption config ${at(node)}: ${problem}`, { hint: "see docs/schemes.md (Obot) and Kubernetes' EncryptionConfiguration reference" });
+  };
+  const firstError = document.errors[0];
+  if (firstError !== undefined) {
+    const line = firstError.linePos?.[0]?.line;
+    throw new DbcryptError("bad_config", `encryption config ${line === undefined ? path : `${path}:${line}`}: not valid YAML (${firstError.code})`, { hint: "fix the YAML syntax" });
+  }
+  const root = document.contents;
+  if (!isMap(root)) return fail(root, "must be a mapping with apiVersion, kind and resources");
+  const fields = mapFields(root, ["apiVersion", "kind", "resources"], fail);
+  const apiVersion = scalarText(fields.get("apiVersion"), "apiVersion", fail);
+  const kind = scalarText(fields.get("kind"), "kind", fail);
+  const modern = apiVersion === "apiserver.config.k8s.io/v1" && kind === "EncryptionConfiguration";
+  const legacy = apiVersion === "v1" && kind === "EncryptionConfig";
+  if (!modern && !legacy) fail(fields.get("kind") ?? root, 'must be apiVersion "apiserver.config.k8s.io/v1", kind "EncryptionConfiguration"');
+  const resourcesNode = fields.get("resources");
+  if (!isSeq(resourcesNode) || resourcesNode.items.length === 0) return fail(resourcesNode ?? root, "resources must be a non-empty list");
+  const resources = resourcesNode.items.map((item) => {
+    if (!isMap(item)) return fail(item as YamlNode, "each resources entry must be a mapping");
+    const entry = mapFields(item, ["resources", "providers"], fail);
+    const names = entry.get("resources");
+    if (!isSeq(names) || names.items.length === 0) return fail(names ?? item, "resources[].resources must be a non-empty list");
+    const providersNode = entry.get("providers");
+    if (!isSeq(providersNode) || providersNode.items.length === 0) return fail(providersNode ?? item, "resources[].providers must be a non-empty list");
+    return {
+      resources: names.items.map((name) => scalarText(name as YamlNode, "resource name", fail)),
+      providers: providersNode.items.map((provider) => readProvider(provider as YamlNode, fail)),
+    };
+  });
+  return { path, resources };
+}
+
+type Fail = (node: YamlNode | null | undefined, problem: string) => never;
+
+function mapFields(map: YAMLMap, allowed: readonly string[], fail: Fail): Map<string, YamlNode> {
+  const fields = new Map<string, YamlNode>();
+  for (const pair of map.items) {
+    const key = pair.key as YamlNode;
+    const name = isScalar(key) ? String(key.value) : "";
+    if (!allowed.includes(name)) fail(key, `unknown field "${name}" (allowed: ${allowed.join(", ")})`);
+    fields.set(name, (pair.value ?? key) as YamlNode);
+  }
+  return fields;
+}
+
+function scalarText(node: YamlNode | undefined, what: string, fail: Fail): string {
+  if (!isScalar(node) || typeof node.value !== "string" || node.value.length === 0) return fail(node, `${what} must be a non-empty string`);
+  return node.value;
+}
+
+function readProvider(node: YamlNode, fail: Fail): Provider {
+  if (!isMap(node) || node.items.length !== 1) return fail(node, "each providers entry must name exactly one provider (aesgcm, aescbc, secretbox, kms or identity)");
+  const fields = mapFields(node, ["aesgcm", "aescbc", "secretbox", "kms", "identity"], fail);
+  const [[type, body]] = [...fields] as [[string, YamlNode]];
+  if (type === "identity") {
+    if (isMap(body) && body.items.length > 0) fail(body, "identity takes no fields");
+    return { type: "identity" };
+  }
+  if (!isMap(body)) return fail(body, `${type} must be a mapping`);
+  if (type === "kms") {
+    const kms = mapFields(body, ["apiVersion", "name", "endpoint", "timeout", "cachesize"], fail);
+    const apiVersion = kms.has("apiVersion") ? scalarText(kms.get("apiVersion"), "kms.apiVersion", fail) : "v1";
+    if (apiVersion !== "v1" && apiVersion !== "v2") fail(kms.get("apiVersion"), 'kms.apiVersion must be "v1" or "v2"');
+    const name = scalarText(kms.get("name"), "kms.name", fail);
+    if (name.includes(":")) fail(kms.get("name"), "kms.name must not contain ':'");
+    return { type: "kms", apiVersion: apiVersion as "v1" | "v2", name };
+  }
+  const secretType = type as SecretProviderType;
+  const keysNode = mapFields(body, ["keys"], fail).get("keys");
+  if (!isSeq(keysNode) || keysNode.items.length === 0) return fail(keysNode ?? body, `${type}.keys must be a non-empty list`);
+  const seen = new Set<string>();
+  const keys = keysNode.items.map((item) => {
+    if (!isMap(item)) return fail(item as YamlNode, `${type}.keys[] must be a mapping with name and secret`);
+    const key = mapFields(item, ["name", "secret"], fail);
+    const name = scalarText(key.get("name"), `${type} key name`, fail);
+    if (name.includes(":")) fail(key.get("name"), `${type} key name must not contain ':' (it is part of the stored prefix)`);
+    if (seen.has(name)) fail(key.get("name"), `${type} key name "${name}" is used twice`);
+    seen.add(name);
+    const secretNode = key.get("secret");
+    const secretText = scalarText(secretNode, `${type} key "${name}" secret`, fail);
+    const secret = decodeStrictBase64(secretText);
+    if (secret === undefined) return fail(secretNode, `${type} key "${name}": secret is not padded standard base64`);
+    if (!KEY_SIZES[secretType].includes(secret.length)) {
+      fail(secretNode, `${type} key "${name}": secret is ${secret.length} bytes; ${type} takes ${KEY_SIZES[secretType].join(", ")}`);
+    }
+    return { name, secret };
+  });
+  return { type: secretType, keys };
+}

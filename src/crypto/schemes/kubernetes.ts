@@ -1,0 +1,170 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { DbcryptError } from "../../errors.js";
+import { readEncryptionConfig, type EncryptionConfig, type Provider } from "../k8s/encryption-config.js";
+import { AAD_INPUT, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
+import { decodeStrictBase64 } from "../strict-base64.js";
+import { SchemeOptions } from "./scheme-options.js";
+import type { OpenResult, RowContext, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
+
+/**
+ * Kubernetes `EncryptionConfiguration` cells as Obot stores them in SQL (shared/reference/schemes.md
+ * §1–2): each field is base64(`k8s:enc:<provider>:v1:<key name>:` ‖ payload), or base64(plaintext)
+ * under the identity provider, and the row's `encrypted` column says whether its fields are cells
+ * at all. The key name in the prefix is the key id (`aesgcm:key0`), so a census needs no keys.
+ * Keys come from the operator's configuration files, not from --keys: the current one
+ * (`encryptionConfig`) for reading, the new one (`newEncryptionConfig`) whose first provider's
+ * first key writes, as the API server does.
+ */
+const PREFIXED = /^k8s:enc:(aesgcm|aescbc|secretbox):v1:([^:]+):/;
+const KMS_PREFIXED = /^k8s:enc:kms:(v1|v2):([^:]+):/;
+/** Key ids for cells no configured key can be: they are counted and block a run, naming what they are. */
+export const NOT_BASE64_KEY_ID = "not-base64";
+
+/** Reads a configured file with a digest, so a worker thread rebuilding the scheme sees the same keys. */
+function loadConfig(path: string, digest: string | undefined, read: SchemeOptions): { config: EncryptionConfig; digest: string } {
+  const found = createHash("sha256").update(readFileSync(path)).digest("hex");
+  if (digest !== undefined && digest !== found) read.fail(`encryption config ${path} changed while dbcrypt was running`);
+  return { config: readEncryptionConfig(path), digest: found };
+}
+
+/** Providers compared by what they would do: types, key names and secrets (as digests). */
+function signature(providers: Provider[]): string {
+  return providers
+    .map((provider) => (provider.type === "identity" ? "identity" : provider.type === "kms" ? `kms:${provider.apiVersion}:${provider.name}` : `${provider.type}(${provider.keys.map((key) => `${key.name}=${createHash("sha256").update(key.secret).digest("hex")}`).join(",")})`))
+    .join(";");
+}
+
+/**
+ * The provider list for the resources dbcrypt walks (all of the file's when none are named); they
+ * must all have the same list, since one run has one keyring.
+ */
+function providersFor(config: EncryptionConfig, resources: readonly string[], read: SchemeOptions): Provider[] {
+  const entries = resources.length === 0
+    ? config.resources.map((entry) => ({ entry, resource: entry.resources.join(",") }))
+    : resources.map((resource) => {
+        const entry = config.resources.find((candidate) => candidate.resources.some((name) => name === resource || name === "*.*" || (name.startsWith("*.") && resource.endsWith(name.slice(1)))));
+        return { entry: entry ?? read.fail(`the encryption config ${config.path} has no providers for resource ${resource}`), resource };
+      });
+  const first = entries[0] as (typeof entries)[number];
+  for (const { entry, resource } of entries) {
+    if (signature(entry.providers) !== signature(first.entry.providers)) {
+      read.fail(`the encryption config ${config.path} gives ${resource} other providers than ${first.resource}; dbcrypt needs one provider list for all the resources it walks (name them with the "resources" scheme option)`);
+    }
+  }
+  return first.entry.providers;
+}
+
+export interface ConfiguredKeys {
+  /** Every key the configurations can read with (identity included where listed). */
+  read: SchemeKey[];
+  /** providers[0]'s first key of the new configuration, when one was given. */
+  write: SchemeKey | undefined;
+}
+
+export const kubernetesFactory: SchemeFactory = {
+  name: "k8s-encryption-config",
+  summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity; kms recognised) as Obot stores them; key id = provider:key name from the prefix",
+  create(options, origin): ValueScheme {
+    const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "resources", "allowAescbcWrites", "repairDoubleEncryption", "digests"]);
+    const resources = read.stringList("resources");
+    const digests = read.record("digests");
+    const byId = new Map<string, SchemeKey>();
+    const origins = new Map<string, string>();
+    // Opens what a first opening revealed to be another cell (obot#2767), only when asked to.
+    const inner: InnerOpener = (plaintext, context) => innerCell(plaintext, context, byId, read.flag("repairDoubleEncryption"));
+    const keysOf = (config: EncryptionConfig, fingerprints: Map<string, string>): { keys: SchemeKey[]; first: Provider } => {
+      const providers = providersFor(config, resources, read);
+      const keys: SchemeKey[] = [];
+      for (const provider of providers) {
+        if (provider.type === "identity") keys.push(new IdentityKey(inner));
+        if (provider.type === "aesgcm" || provider.type === "aescbc" || provider.type === "secretbox") {
+          for (const key of provider.keys) {
+            const made = new ProviderKey(provider.type, key.name, key.secret, inner);
+            fingerprints.set(made.id, createHash("sha256").update(key.secret).digest("hex"));
+            keys.push(made);
+          }
+        }
+      }
+      return { keys, first: providers[0] as Provider };
+    };
+    const loaded: Record<string, string> = {};
+    let writeKey: SchemeKey | undefined;
+    for (const [option, role] of [["encryptionConfig", "current"], ["newEncryptionConfig", "new"]] as const) {
+      const path = read.optionalString(option);
+      if (path === undefined) continue;
+      const { config, digest } = loadConfig(path, digests[option], read);
+      loaded[option] = digest;
+      const fingerprints = new Map<string, string>();
+      const { keys, first } = keysOf(config, fingerprints);
+      for (const key of keys) {
+        const seen = origins.get(key.id);
+        // The prefix is the only key id a cell carries: two secrets under one name cannot be told apart.
+        if (seen !== undefined && seen !== (fingerprints.get(key.id) ?? "identity")) {
+          read.fail(`key ${key.id} is in both encryption configs with different secrets; give the new key a new name (the stored prefix names it)`);
+        }
+        origins.set(key.id, fingerprints.get(key.id) ?? "identity");
+        if (!byId.has(key.id)) byId.set(key.id, key);
+      }
+      if (role === "new") {
+        if (first.type === "kms") read.fail(`the new encryption config's first provider is kms (${first.name}); writing through a KMS plugin is not supported yet`);
+        if (first.type === "aescbc" && !read.flag("allowAescbcWrites")) {
+          read.fail("the new encryption config's first provider is aescbc, which has no MAC; pass --allow-aescbc-writes to write with it anyway");
+        }
+        if (first.type === "identity") writeKey = byId.get("identity");
+        else if (first.type !== "kms") writeKey = byId.get(`${first.type}:${first.keys[0]?.name}`);
+      }
+    }
+    const configuredKeys: ConfiguredKeys = { read: [...byId.values()], write: writeKey };
+    return {
+      name: "k8s-encryption-config",
+      keyBytes: 32,
+      keyIdSource: "prefix",
+      canaryPlaintext: "dbcrypt",
+      keyFromBytes: () => {
+        throw new DbcryptError("usage", "keys for Kubernetes encryption configs come from --encryption-config and --new-encryption-config, not from --keys or --new-key", {
+          hint: "pass the configuration files instead",
+        });
+      },
+      keyIdOfCell: (text, context) => keyIdOfK8sCell(text, context),
+      spellingEvidence: (text) => [unwrapEnvelope(text).format],
+      columnSpelling: (evidence) => [...evidence].sort((a, b) => b[1] - a[1])[0]?.[0],
+      rewriteSpelling: (oldCell, opened, column) => (oldCell === null ? column : (opened ?? column)),
+      optionalContextInputs: [AAD_INPUT, FLAG_INPUT],
+      configuredKeys: () => configuredKeys,
+      // File paths and digests only: the secrets are re-read from the files, never carried.
+      options: { ...options, digests: { ...digests, ...loaded } },
+    };
+  },
+};
+
+/** Whether the row's flag column says its fields are cells (PostgreSQL 'true', SQLite '1'). */
+export function rowIsEncrypted(context: RowContext | undefined): boolean {
+  if (context === undefined || !(FLAG_INPUT in context)) return true;
+  const flag = context[FLAG_INPUT];
+  return flag === "true" || flag === "t" || flag === "1";
+}
+
+function keyIdOfK8sCell(text: string, context: RowContext | undefined): string | undefined {
+  if (!rowIsEncrypted(context) || text === "") return undefined;
+  const bytes = decodeStrictBase64(unwrapEnvelope(text).cell);
+  if (bytes === undefined) return NOT_BASE64_KEY_ID;
+  const head = bytes.subarray(0, 80).toString("latin1");
+  const match = PREFIXED.exec(head);
+  if (match !== null) return `${match[1]}:${match[2]}`;
+  const kms = KMS_PREFIXED.exec(head);
+  if (kms !== null) return `kms:${kms[1]}:${kms[2]}`;
+  if (head.startsWith(K8S_PREFIX)) return "k8s-unknown-provider";
+  return "identity";
+}
+
+function innerCell(plaintext: Buffer, context: RowContext | undefined, keys: Map<string, SchemeKey>, repair: boolean): OpenResult | undefined {
+  const text = plaintext.toString("latin1");
+  const nested = text.startsWith(K8S_PREFIX) ? Buffer.from(text, "latin1").toString("base64") : decodeStrictBase64(text)?.subarray(0, K8S_PREFIX.length).toString("latin1") === K8S_PREFIX ? text : undefined;
+  if (nested === undefined) return undefined;
+  if (!repair) return { ok: false, reason: "double-encrypted: the value decrypts to another k8s:enc: cell (pass --repair-double-encryption to rotate it as the inner value)" };
+  const keyId = keyIdOfK8sCell(nested, undefined);
+  const key = keyId === undefined ? undefined : keys.get(keyId);
+  if (key === undefined) return { ok: false, reason: `double-encrypted: the inner cell is under key ${keyId ?? "?"}, which was not supplied` };
+  return key.open(nested, context);
+}
