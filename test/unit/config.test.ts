@@ -68,7 +68,7 @@ describe("validateConfig: the value scheme", () => {
   });
 
   it("refuses an unknown scheme, listing the known ones", () => {
-    expect(rejection({ scheme: "rot13" }).message).toBe('config dbcrypt.config.json: scheme must be one of "coder", "secretbox-workspace", "aes256gcm-master"');
+    expect(rejection({ scheme: "rot13" }).message).toBe('config dbcrypt.config.json: scheme must be one of "coder", "secretbox-workspace", "aes256gcm-master", "k8s-encryption-config"');
     expect(rejection({ scheme: 7 }).message).toMatch(/^config dbcrypt.config.json: scheme must be one of /);
   });
 });
@@ -91,8 +91,8 @@ describe("validateConfig rejects unknown keys, naming where", () => {
 
   it("lists the allowed keys for the level", () => {
     expect(rejection({ x: 1 }).message).toContain("(allowed: $schema, scheme, schemeOptions, preset, keysTable, tables)");
-    expect(rejection({ tables: { t: { x: 1 } } }).message).toContain("(allowed: exclude, rowKey, deletePolicy, setOnClear, columns, context)");
-    expect(rejection({ tables: { t: { columns: { c: { x: 1 } } } } }).message).toContain("(allowed: keyIdColumn, keepPlaintext, clearTo, exclude)");
+    expect(rejection({ tables: { t: { x: 1 } } }).message).toContain("(allowed: exclude, rowKey, deletePolicy, setOnClear, columns, context, aad, aadFallback, rowFlag)");
+    expect(rejection({ tables: { t: { columns: { c: { x: 1 } } } } }).message).toContain("(allowed: keyIdColumn, keepPlaintext, clearTo, exclude, cellFormat)");
   });
 });
 
@@ -101,8 +101,8 @@ describe("validateConfig rejects wrong types, naming the field", () => {
     ["a non-object document", [], "(top level) must be an object"],
     ["null", null, "(top level) must be an object"],
     ["a string document", "coder", "(top level) must be an object"],
-    ["an unknown preset", { preset: "Coder" }, 'preset must be one of "auto", "coder", "atelyaos", "company-agents", "none"'],
-    ["a boolean preset", { preset: true }, 'preset must be one of "auto", "coder", "atelyaos", "company-agents", "none"'],
+    ["an unknown preset", { preset: "Coder" }, 'preset must be one of "auto", "coder", "atelyaos", "company-agents", "obot", "none"'],
+    ["a boolean preset", { preset: true }, 'preset must be one of "auto", "coder", "atelyaos", "company-agents", "obot", "none"'],
     ["an empty keysTable", { keysTable: "" }, "keysTable must be a non-empty string"],
     ["a numeric keysTable", { keysTable: 1 }, "keysTable must be a non-empty string"],
     ["tables as an array", { tables: [] }, "tables must be an object"],
