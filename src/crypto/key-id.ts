@@ -21,6 +21,12 @@ export function labelledKeyId(label: string, keyBytes: Uint8Array): string {
   return createHash("sha256").update(Buffer.from(label, "ascii")).update(keyBytes).digest("hex").slice(0, KEY_ID_LENGTH);
 }
 
+/**
+ * A key id as some scheme writes it: 7 hex characters (Coder and the schemes that fingerprint the
+ * same way), or a Kubernetes provider key name as its cells' prefix names it (`aesgcm:key0`).
+ */
 export function looksLikeKeyId(text: string): boolean {
-  return /^[0-9a-f]{7}$/.test(text);
+  return /^[0-9a-f]{7}$/.test(text) || /^(?:aesgcm|aescbc|secretbox|kms:v[12]):[^:\s]+$/.test(text);
 }
+
+export const KEY_ID_FORMS = "7 lowercase hex characters, or provider:name for a Kubernetes encryption config";

@@ -28,7 +28,13 @@ export function dataKeyProblems(census: Census, isKnown: (keyId: string) => bool
   for (const [keyId, uses] of usageByKeyId(census)) {
     if (isKnown(keyId)) continue;
     for (const use of uses) {
-      lines.push(keyId === UNIDENTIFIED_KEY_ID ? `${use.label}: ${use.rows} encrypted value(s) that none of the supplied keys opens` : `${use.label}: ${use.rows} value(s) under key ${keyId}`);
+      lines.push(
+        keyId === UNIDENTIFIED_KEY_ID
+          ? `${use.label}: ${use.rows} encrypted value(s) that none of the supplied keys opens`
+          : keyId.startsWith("kms:")
+            ? `${use.label}: ${use.rows} value(s) under KMS provider ${keyId.split(":").slice(2).join(":")} (${keyId}), which dbcrypt cannot reach yet`
+            : `${use.label}: ${use.rows} value(s) under key ${keyId}`,
+      );
     }
   }
   return lines;
@@ -75,5 +81,5 @@ export function assertKeysCoverDatabase(keys: KeyRow[], keyring: Keyring, census
 export function unrecordedKeysInUse(keyring: Keyring, census: Census, keys: KeyRow[], except: string | undefined): SchemeKey[] {
   const usage = usageByKeyId(census);
   const recorded = new Set(keys.flatMap((row) => [row.activeKeyDigest, row.revokedKeyDigest]));
-  return keyring.keys.filter((key) => key.id !== except && usage.has(key.id) && !recorded.has(key.id));
+  return keyring.keys.filter((key) => key.id !== except && key.unkeyed !== true && usage.has(key.id) && !recorded.has(key.id));
 }

@@ -55,7 +55,7 @@ export const rotateOperation = writeOperation<RotateRequest>("rotate", async (di
     revokeCandidates: [...activeIdsExcept(keys, newKey.id), ...toRecord.map((key) => key.id)],
     beforeWrites: async (keysWriter) => {
       const inserted = await recordKeys(keysWriter, toRecord, scheme.canaryPlaintext, request.emit);
-      if (keys.some((row) => row.activeKeyDigest === newKey.id)) return inserted;
+      if (newKey.unkeyed === true || keys.some((row) => row.activeKeyDigest === newKey.id)) return inserted;
       return [...inserted, ...(await recordKeys(keysWriter, [newKey], scheme.canaryPlaintext, request.emit))];
     },
     continueWith: "dbcrypt rotate with the same keys",
@@ -77,7 +77,7 @@ function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow
     if (column.plaintext.toEncrypt > 0) lines.push({ column: column.label, from: "plaintext", to: newKeyId, rows: column.plaintext.toEncrypt });
   }
   const keyActions: string[] = toRecord.map((key) => `record key ${key.id} in the keys table, then revoke it once no value uses it`);
-  const newKeyActive = keys.some((row) => row.activeKeyDigest === newKeyId);
+  const newKeyActive = newKeyId === "identity" || keys.some((row) => row.activeKeyDigest === newKeyId);
   if (!newKeyActive) keyActions.push(`insert key ${newKeyId} into the keys table`);
   const toRevoke = activeIdsExcept(keys, newKeyId);
   for (const keyId of toRevoke) keyActions.push(`revoke key ${keyId} once no value uses it`);

@@ -93,7 +93,7 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
       if (revoked.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under revoked key ${keyId}`);
       // Where values carry no key id the application never reads the keys table: it is dbcrypt's
       // record only, and a key it has not recorded yet (before the first run) is no fault.
-      else if (!active.has(keyId) && schema.scheme.keyIdSource !== "trial") problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
+      else if (!active.has(keyId) && schema.scheme.keysTableIsDbcrypts !== true) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which is not in ${keysTable}`);
       if (keyring && !keyring.has(keyId)) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, which was not supplied`);
       if (request.requireKeyId !== undefined && keyId !== request.requireKeyId) problems.push(`${column.label}: ${rows} value(s) under key ${keyId}, not the required key ${request.requireKeyId}`);
     }

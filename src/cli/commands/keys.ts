@@ -3,7 +3,7 @@ import { knownSchemes, schemeNamed } from "../../crypto/schemes/registry.js";
 import { APP_PRESETS } from "../../schema/app-presets.js";
 import { PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
-import { looksLikeKeyId } from "../../crypto/key-id.js";
+import { KEY_ID_FORMS, looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { checkRevokeKey, initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
@@ -55,7 +55,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
     .option("--dry-run", "check that the key could be revoked, change nothing")
     .action((keyId: string, flags: GlobalFlags & { yes?: boolean; dryRun?: boolean }) =>
       run(async () => {
-        if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", "keys revoke takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys list` shows the ids" });
+        if (!looksLikeKeyId(keyId)) throw new DbcryptError("usage", `keys revoke takes a key id (${KEY_ID_FORMS}), not a key`, { hint: "`dbcrypt keys list` shows the ids" });
         const outcome = flags.dryRun
           ? await withReadSession(flags, "keys revoke", (session) => checkRevokeKey(session, keyId))
           : await withSession(flags, "keys revoke", (session) =>

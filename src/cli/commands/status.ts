@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { looksLikeKeyId } from "../../crypto/key-id.js";
+import { KEY_ID_FORMS, looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { status } from "../../ops/status.js";
 import { formatStatus } from "../../report/human.js";
@@ -28,9 +28,10 @@ export function registerStatus(program: Command, run: (body: () => Promise<Comma
   ).action((flags: StatusFlags) =>
     run(async () => {
       const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys");
-      if (flags.verify && keys.length === 0) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
+      // A Kubernetes encryption config brings its own keys.
+      if (flags.verify && keys.length === 0 && flags.encryptionConfig === undefined) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
       if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {
-        throw new DbcryptError("usage", "--require-key takes a key id (7 lowercase hex characters), not a key", { hint: "`dbcrypt keys id @FILE` prints a key's id" });
+        throw new DbcryptError("usage", `--require-key takes a key id (${KEY_ID_FORMS}), not a key`, { hint: "`dbcrypt keys id @FILE` prints a key's id" });
       }
       const report = await withReadSession(flags, "status", (session) =>
         status(session, {

@@ -180,6 +180,7 @@ export class ProviderKey implements SchemeKey {
 /** Kubernetes' identity provider: the "key" of values stored as base64(plaintext). */
 export class IdentityKey implements SchemeKey {
   readonly id = "identity";
+  readonly unkeyed = true;
   readonly #inner: InnerOpener;
 
   constructor(inner: InnerOpener) {

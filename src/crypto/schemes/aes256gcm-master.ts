@@ -84,6 +84,7 @@ export const aes256gcmMasterFactory: SchemeFactory = {
       keyBytes: 32,
       keyIdSource: "trial",
       canaryPlaintext: "dbcrypt",
+      keysTableIsDbcrypts: true,
       keyFromBytes: (bytes) => new MasterKey(bytes, settings),
       looksSealed: settings.layout === "dotted" ? (cell) => dottedParts(cell) !== undefined : (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
       ...(settings.layout === "dotted"

@@ -121,6 +121,7 @@ export const kubernetesFactory: SchemeFactory = {
       keyBytes: 32,
       keyIdSource: "prefix",
       canaryPlaintext: "dbcrypt",
+      keysTableIsDbcrypts: true,
       keyFromBytes: () => {
         throw new DbcryptError("usage", "keys for Kubernetes encryption configs come from --encryption-config and --new-encryption-config, not from --keys or --new-key", {
           hint: "pass the configuration files instead",

@@ -134,6 +134,7 @@ export const secretboxWorkspaceFactory: SchemeFactory = {
       keyBytes: 32,
       keyIdSource: "trial",
       canaryPlaintext: "dbcrypt",
+      keysTableIsDbcrypts: true,
       keyFromBytes: (bytes) => new SecretboxWorkspaceKey(bytes, settings),
       looksSealed: (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
       spellingEvidence,

@@ -33,6 +33,8 @@ export class RowKeyUnavailable extends Error {}
 /** One key as a scheme uses it. Key material stays inside; only the id is ever shown. */
 export interface SchemeKey {
   readonly id: string;
+  /** A pseudo-key that protects nothing (Kubernetes' identity provider): never recorded in the keys table. */
+  readonly unkeyed?: boolean;
   /**
    * `format` is what open() reported for the value being replaced (its text encoding, say), so a
    * rewrite keeps the spelling the application wrote; without it the scheme's default is used.
@@ -46,6 +48,11 @@ export interface ValueScheme {
   readonly name: string;
   readonly keyBytes: number;
   readonly keyIdSource: KeyIdSource;
+  /**
+   * True where the application keeps no keys table of its own (its cells carry no reference to
+   * one): the keys table is then dbcrypt's record only, and a key missing from it is no fault.
+   */
+  readonly keysTableIsDbcrypts?: boolean;
   /** What every active row of the keys table holds, sealed with its key (its `test` column). */
   readonly canaryPlaintext: string;
   keyFromBytes(bytes: Uint8Array): SchemeKey;
