@@ -84,7 +84,7 @@ const ID_COLUMN: Record<ObotField["table"], string> = { users: "id", credentials
  * Every field holds its plaintext: under `key` with its row flagged encrypted, or (key null) as
  * plaintext with the flag cleared. `asSeeded` checks the seeded state instead.
  */
-export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | null, options: { asSeeded?: boolean; seedKey?: K8sKey } = {}): Promise<void> {
+export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | null, options: { asSeeded?: boolean; seedKey?: K8sKey; eitherOf?: K8sKey[] } = {}): Promise<void> {
   const tables = new Map<string, Map<string, Record<string, unknown>>>();
   for (const table of ["users", "credentials", "properties"] as const) {
     const rows = await db.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
@@ -96,6 +96,11 @@ export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | 
     expect(row, where).toBeDefined();
     const stored = (row as Record<string, unknown>)[field.column] as string | null;
     const encrypted = Boolean((row as Record<string, unknown>).encrypted);
+    if (options.eitherOf !== undefined) {
+      // Part way through a rotation: each row is either still as seeded or done, never between.
+      expectSeededOrUnder(field, stored, encrypted, options.eitherOf, where);
+      continue;
+    }
     const state = options.asSeeded ? field.seeded : key === null ? "plaintext" : "key";
     const underKey = options.asSeeded ? options.seedKey : key;
     if (state === "plaintext") {
@@ -113,4 +118,20 @@ export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | 
     if (state === "identity") expect(Buffer.from(cell as string, "base64").toString("utf8"), where).toBe(field.plaintext);
     else expect(openK8s(underKey as K8sKey, cell as string, field.aad), `${where} opens under ${underKey?.provider}:${underKey?.name} with its AAD`).toBe(field.plaintext);
   }
+}
+
+function expectSeededOrUnder(field: ObotField, stored: string | null, encrypted: boolean, keys: K8sKey[], where: string): void {
+  if (!encrypted) {
+    expect(field.seeded, `${where}: only a row seeded as plaintext may still be plaintext`).toBe("plaintext");
+    expect(stored, where).toBe(field.plaintext);
+    return;
+  }
+  if (field.plaintext === null) {
+    expect(stored, where).toBeNull();
+    return;
+  }
+  const cell = field.table === "credentials" ? (JSON.parse(stored as string) as Record<string, string>)._obot_encrypted_env : stored;
+  const opened = keys.some((key) => openK8s(key, cell as string, field.aad) === field.plaintext);
+  const identity = field.seeded === "identity" && Buffer.from(cell as string, "base64").toString("utf8") === field.plaintext;
+  expect(opened || identity, `${where} opens under one of the keys (or is still identity-stored)`).toBe(true);
 }
