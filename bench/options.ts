@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { SCHEME_NAMES, type SchemeName } from "./app-dataset.js";
 import type { Engine } from "./targets/target.js";
 
 export const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -10,6 +11,10 @@ export interface BenchOptions {
   rows: number;
   rounds: number;
   engines: Engine[];
+  /** Value schemes measured: Coder's (oauth_tokens) and issue 10's AtelyaOS secretbox and Obot k8s aesgcm tables. */
+  schemes: SchemeName[];
+  /** Rows in each secretbox and k8s table (default: --rows). */
+  schemeRows: number;
   batchSize: number;
   /** Rows the per-row peer rotates each round; its rate is extrapolated to the table. */
   peerSample: number;
@@ -44,6 +49,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --rows N            rows in the bench table (default 1000000; --smoke: 2000)
   --rounds N          interleaved rounds; median and min-max are reported (default 3; --smoke: 1)
   --engines LIST      postgres,sqlite (default both)
+  --schemes LIST      coder,secretbox,k8s (default all): Coder's oauth_tokens, an AtelyaOS messages table
+                      (secretbox, --preset atelyaos), an Obot properties table (k8s aesgcm, --preset obot)
+  --scheme-rows N     rows in the secretbox and k8s tables (default: --rows)
   --batch-size N      rows per batch for dbcrypt and for the pure-SQL limit (default 1000, dbcrypt's default)
   --peer-sample N     rows the per-row peer baseline rotates per round, extrapolated (default 3000)
   --cipher-sample N   values the in-memory cipher limit processes per round (default min(rows, 200000))
@@ -84,6 +92,8 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
       rows: { type: "string" },
       rounds: { type: "string" },
       engines: { type: "string" },
+      schemes: { type: "string" },
+      "scheme-rows": { type: "string" },
       "batch-size": { type: "string" },
       "peer-sample": { type: "string" },
       "cipher-sample": { type: "string" },
@@ -110,12 +120,17 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
   const engines = (values.engines ?? "postgres,sqlite").split(",").map((name) => name.trim()).filter((name) => name !== "");
   for (const engine of engines) if (engine !== "postgres" && engine !== "sqlite") throw new Error(`--engines: unknown engine ${engine}`);
   if (engines.length === 0) throw new Error("--engines: name at least one engine");
+  const schemes = (values.schemes ?? SCHEME_NAMES.join(",")).split(",").map((name) => name.trim()).filter((name) => name !== "");
+  for (const scheme of schemes) if (!(SCHEME_NAMES as readonly string[]).includes(scheme)) throw new Error(`--schemes: unknown scheme ${scheme} (use ${SCHEME_NAMES.join(", ")})`);
+  if (schemes.length === 0) throw new Error("--schemes: name at least one scheme");
   const pgDatabase = values["pg-database"] ?? "dbcrypt_bench";
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(pgDatabase)) throw new Error("--pg-database: use lowercase letters, digits and _");
   return {
     rows,
     rounds: positive("rounds", values.rounds, smoke ? 1 : 3),
     engines: [...new Set(engines)] as Engine[],
+    schemes: SCHEME_NAMES.filter((scheme) => schemes.includes(scheme)),
+    schemeRows: positive("scheme-rows", values["scheme-rows"], rows),
     batchSize: positive("batch-size", values["batch-size"], 1000),
     peerSample: Math.min(rows, positive("peer-sample", values["peer-sample"], smoke ? 300 : 3000)),
     cipherSample: Math.min(rows, positive("cipher-sample", values["cipher-sample"], 200_000)),

@@ -1,3 +1,4 @@
+import type { SchemeName } from "./app-dataset.js";
 import type { ProfileSummary } from "./profile.js";
 import type { Engine } from "./targets/target.js";
 
@@ -9,6 +10,8 @@ export interface Measurement {
   engine: Engine | "any";
   label: string;
   kind: MeasurementKind;
+  /** The value scheme measured (absent in results saved before issue 10: Coder's). */
+  scheme?: SchemeName;
   /** Rows (or values) processed per sample. */
   rows: number;
   note: string;
@@ -57,12 +60,16 @@ export interface BenchResults {
   maxOtherLoad: number;
   attempts: number;
   engines: Engine[];
+  /** Value schemes measured (absent in results saved before issue 10: Coder's only). */
+  schemes?: SchemeName[];
+  /** Rows in each secretbox and k8s table. */
+  schemeRows?: number;
   machine: MachineFacts;
   measurements: Measurement[];
   profiles: { engine: Engine; rows: number; wallMs: number; summary: ProfileSummary; file: string }[];
   verification: string[];
 }
 
-export function newMeasurement(fields: Pick<Measurement, "id" | "engine" | "label" | "kind" | "rows" | "note">): Measurement {
+export function newMeasurement(fields: Pick<Measurement, "id" | "engine" | "label" | "kind" | "rows" | "note" | "scheme">): Measurement {
   return { ...fields, ms: [], rssKiB: [], rssAnonKiB: [], rssFileKiB: [], cpuMs: [], machineCores: [], otherLoad: [], retries: 0 };
 }

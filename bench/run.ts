@@ -2,15 +2,20 @@
  * `npm run bench`: builds a realistic encrypted table on PostgreSQL and SQLite, then measures, in
  * interleaved rounds, dbcrypt's `rotate` and `status` through the real CLI process against the
  * limits (pure-SQL rewrite, the cipher alone, a bare grouped count) and the peer baseline (Coder's
- * one UPDATE per row in autocommit), with the peak RSS of the dbcrypt process. See
- * docs/performance.md for what each number means and issue 5 for the targets.
+ * one UPDATE per row in autocommit), with the peak RSS of the dbcrypt process. In the same rounds
+ * it rotates an AtelyaOS-shaped secretbox table and an Obot-shaped Kubernetes aesgcm table and
+ * measures each one's own cipher limit (issue 10). See docs/performance.md for what each number
+ * means and issues 5 and 10 for the targets.
  *
- * Key material never leaves this process except as 0600 files in a private temp directory that
- * the CLI reads with `@FILE`; everything the CLI prints is checked for it.
+ * Key material never leaves this process except as 0600 files (key files, EncryptionConfiguration
+ * files) in a private temp directory that the CLI reads; everything the CLI prints is checked for it.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { APP_SHAPES, k8sChunk, messageId, OBOT_RESOURCES, propertyAad, propertyKey, secretboxChunk, workspaceOf, appPlaintext, type AppChunk, type AppScheme } from "./app-dataset.js";
+import { K8sAesGcmKey, SecretboxMaster, type Secret } from "./app-keys.js";
 import { REPO_ROOT, runCli, snapshotCli, type CliRun, type CliSnapshot } from "./cli.js";
 import { makeChunk, sliceChunk, tokenPlaintext } from "./dataset.js";
 import { BenchKey } from "./keys.js";
@@ -21,6 +26,7 @@ import { latestProfile, summarizeProfile } from "./profile.js";
 import { renderText, ratioRows, writeDoc } from "./report.js";
 import { newMeasurement, type BenchResults, type Measurement } from "./results.js";
 import { formatCount, formatSeconds } from "./stats.js";
+import { PostgresAppTarget, SqliteAppTarget, type AppTarget } from "./targets/app-target.js";
 import { PostgresTarget, serverFacts } from "./targets/postgres.js";
 import { SqliteTarget } from "./targets/sqlite.js";
 import type { BenchTarget, Engine, StoredRow } from "./targets/target.js";
@@ -31,10 +37,20 @@ function log(text: string): void {
   process.stderr.write(`[bench] ${text}\n`);
 }
 
-/** Every key the run made; CLI output is searched for each of its spellings. */
-const allKeys: BenchKey[] = [];
+/** Every key the run made (of every scheme); CLI output is searched for each of its spellings. */
+const allKeys: Secret[] = [];
 function freshKey(): BenchKey {
   const key = new BenchKey();
+  allKeys.push(key);
+  return key;
+}
+function freshMaster(): SecretboxMaster {
+  const key = new SecretboxMaster();
+  allKeys.push(key);
+  return key;
+}
+function freshK8sKey(name: string): K8sAesGcmKey {
+  const key = new K8sAesGcmKey(name);
   allKeys.push(key);
   return key;
 }
@@ -60,6 +76,14 @@ interface Dataset {
   key: BenchKey;
 }
 
+/** An issue-10 table and the key its values are under now (k8s keys are named key0, key1, …). */
+type AppDataset = { engine: Engine; target: AppTarget; generation: number } & (
+  | { scheme: "secretbox"; key: SecretboxMaster }
+  | { scheme: "k8s"; key: K8sAesGcmKey }
+);
+
+const SCHEME_TITLE: Record<AppScheme, string> = { secretbox: "AtelyaOS secretbox", k8s: "Obot k8s aesgcm" };
+
 class Bench {
   readonly options: BenchOptions;
   readonly work: string;
@@ -70,6 +94,11 @@ class Bench {
   readonly cipherValues: string[] = [];
   readonly cipherFrom = freshKey();
   readonly cipherTo = freshKey();
+  readonly appDatasets: AppDataset[] = [];
+  /** The secretbox cipher limit's cells and their rows' workspaces. */
+  readonly secretboxCipher = { from: freshMaster(), to: freshMaster(), cells: [] as string[], workspaces: [] as string[] };
+  /** The k8s cipher limit's cells and their rows' property keys. */
+  readonly k8sCipher = { from: freshK8sKey("key0"), to: freshK8sKey("key1"), cells: [] as string[], keys: [] as string[] };
   readonly verification: string[] = [];
   readonly profiles: BenchResults["profiles"] = [];
   readonly load: LoadMonitor;
@@ -109,6 +138,11 @@ class Bench {
   }
 
   async build(): Promise<void> {
+    if (this.options.schemes.includes("coder")) await this.buildCoder();
+    for (const scheme of this.options.schemes) if (scheme !== "coder") await this.buildApp(scheme);
+  }
+
+  async buildCoder(): Promise<void> {
     const { rows, engines } = this.options;
     const initial = freshKey();
     for (const engine of engines) {
@@ -146,6 +180,60 @@ class Bench {
     log(`built in ${formatSeconds(performance.now() - started)} s`);
   }
 
+  /** An issue-10 table on every engine, sealed once in Node and inserted into each; then `dbcrypt keys init`. */
+  async buildApp(scheme: AppScheme): Promise<void> {
+    const { schemeRows: rows, engines } = this.options;
+    const shape = APP_SHAPES[scheme];
+    const mine: AppDataset[] = [];
+    const initialMaster = freshMaster();
+    const initialK8s = freshK8sKey("key0");
+    for (const engine of engines) {
+      const pgName = `${this.options.pgDatabase}_${shape.preset}`;
+      if (engine === "postgres") this.load.ownDatabases.push(pgName);
+      const target = engine === "postgres"
+        ? await PostgresAppTarget.create(this.options.adminUrl, pgName, shape, rows)
+        : new SqliteAppTarget(join(this.work, `${shape.preset}.db`), shape, rows);
+      const dataset: AppDataset = scheme === "secretbox"
+        ? { engine, target, generation: 0, scheme, key: initialMaster }
+        : { engine, target, generation: 0, scheme, key: initialK8s };
+      this.appDatasets.push(dataset);
+      mine.push(dataset);
+      await target.createSchema();
+    }
+    const started = performance.now();
+    log(`building ${rows.toLocaleString("en-US")} rows of ${shape.table} (${SCHEME_TITLE[scheme]}, --preset ${shape.preset}) on ${engines.join(" and ")}`);
+    const chunkOf = (first: number, count: number): AppChunk =>
+      scheme === "secretbox" ? secretboxChunk(this.seed, first, count, initialMaster) : k8sChunk(this.seed, first, count, initialK8s);
+    let pending: Promise<unknown> = Promise.resolve();
+    for (let first = 1; first <= rows; first += LOAD_CHUNK_ROWS) {
+      const chunk = chunkOf(first, Math.min(LOAD_CHUNK_ROWS, rows - first + 1));
+      await pending;
+      pending = Promise.all(mine.map(({ target }) => target.insertChunk(chunk)));
+    }
+    await pending;
+    for (const { target } of mine) {
+      await target.finishLoad();
+      const run = await this.cliRun(["keys", "init", "--db", target.dbArg, "--preset", shape.preset]);
+      if (run.code !== 0) throw cliFailure(run, `dbcrypt keys init --preset ${shape.preset} on ${target.engine}`);
+      assertNoKeyMaterial(run, `dbcrypt keys init on ${target.engine}`);
+    }
+    // The cipher limit's cells: the same kind of values, sealed the same way, under keys of their own.
+    const sample = Math.min(this.options.cipherSample, rows);
+    for (let first = 1; first <= sample; first += LOAD_CHUNK_ROWS) {
+      const count = Math.min(LOAD_CHUNK_ROWS, sample - first + 1);
+      if (scheme === "secretbox") {
+        const chunk = secretboxChunk(this.seed, first, count, this.secretboxCipher.from);
+        this.secretboxCipher.workspaces.push(...(chunk.columns[1] as string[]));
+        this.secretboxCipher.cells.push(...(chunk.columns[3] as string[]));
+      } else {
+        const chunk = k8sChunk(this.seed, first, count, this.k8sCipher.from);
+        this.k8sCipher.keys.push(...(chunk.columns[0] as string[]));
+        this.k8sCipher.cells.push(...(chunk.columns[2] as string[]));
+      }
+    }
+    log(`built in ${formatSeconds(performance.now() - started)} s`);
+  }
+
   keyFile(keys: BenchKey[]): string {
     return BenchKey.writeFile(this.keysDir, `k${++this.#keyFileCounter}.keys`, keys);
   }
@@ -169,6 +257,106 @@ class Bench {
       rmSync(newPath, { force: true });
       rmSync(oldPath, { force: true });
     }
+  }
+
+  /**
+   * One issue-10 rotate through the CLI: AtelyaOS with `--preset atelyaos --new-key @FILE
+   * --old-keys @FILE`; Obot with `--preset obot --encryption-config OLD.yaml
+   * --new-encryption-config NEW.yaml`, NEW listing the next key first and the current one after it
+   * (as an operator stages a Kubernetes key rotation). Key names are never reused: a revoked key id
+   * cannot come back.
+   */
+  async rotateApp(dataset: AppDataset, nodeFlags: string[] = []): Promise<CliRun> {
+    const { target } = dataset;
+    const files: string[] = [];
+    let args: string[];
+    let next: SecretboxMaster | K8sAesGcmKey;
+    if (dataset.scheme === "secretbox") {
+      const newKey = freshMaster();
+      next = newKey;
+      files.push(newKey.writeFile(this.keysDir, `k${++this.#keyFileCounter}.key`), dataset.key.writeFile(this.keysDir, `k${++this.#keyFileCounter}.key`));
+      args = ["--new-key", `@${files[0]}`, "--old-keys", `@${files[1]}`];
+    } else {
+      const newKey = freshK8sKey(`key${dataset.generation + 1}`);
+      next = newKey;
+      files.push(
+        K8sAesGcmKey.writeConfig(this.keysDir, `c${++this.#keyFileCounter}-old.yaml`, OBOT_RESOURCES, [dataset.key]),
+        K8sAesGcmKey.writeConfig(this.keysDir, `c${++this.#keyFileCounter}-new.yaml`, OBOT_RESOURCES, [newKey, dataset.key]),
+      );
+      args = ["--encryption-config", files[0] as string, "--new-encryption-config", files[1] as string];
+    }
+    try {
+      const run = await this.cliRun(["rotate", "--db", target.dbArg, "--preset", target.shape.preset, ...args, "--yes", "--json", "--batch-size", String(this.options.batchSize), ...this.options.rotateArgs], nodeFlags);
+      const what = `dbcrypt rotate --preset ${target.shape.preset} on ${dataset.engine} (${target.rows} rows)`;
+      if (run.code !== 0) throw cliFailure(run, what);
+      assertNoKeyMaterial(run, what);
+      const result = JSON.parse(run.stdout) as { status: string; valuesWritten: number; keysRevoked: string[] };
+      if (result.status !== "done" || result.valuesWritten !== target.rows || !result.keysRevoked.includes(dataset.key.id)) {
+        throw new Error(`${what}: unexpected result: status ${result.status}, ${result.valuesWritten} values written, revoked ${result.keysRevoked.length} key(s)`);
+      }
+      if (dataset.scheme === "secretbox") dataset.key = next as SecretboxMaster;
+      else dataset.key = next as K8sAesGcmKey;
+      dataset.generation++;
+      return run;
+    } finally {
+      for (const file of files) rmSync(file, { force: true });
+    }
+  }
+
+  async taskAppRotate(dataset: AppDataset, round: number): Promise<Measurement[]> {
+    const { engine, target, scheme } = dataset;
+    const measurement = this.measurement({
+      id: `${engine}:rotate:${scheme}`,
+      engine,
+      scheme,
+      label: `dbcrypt rotate, CLI: ${SCHEME_TITLE[scheme]}`,
+      kind: "dbcrypt",
+      rows: target.rows,
+      note: `${target.shape.table}, --preset ${target.shape.preset}; whole process as above`,
+    });
+    await target.settle();
+    const run = await this.rotateApp(dataset);
+    measurement.ms[round] = run.wallMs;
+    measurement.rssKiB[round] = run.peakRssKiB;
+    measurement.rssAnonKiB[round] = run.largestRss?.anon;
+    measurement.rssFileKiB[round] = run.largestRss === undefined ? undefined : run.largestRss.file + run.largestRss.shmem;
+    measurement.cpuMs[round] = run.cpuMs;
+    measurement.machineCores[round] = run.machineCores;
+    this.report(measurement, round, `peak RSS ${run.peakRssKiB === undefined ? "?" : Math.round(run.peakRssKiB / 1024)} MB`);
+    return [measurement];
+  }
+
+  /** The issue-10 schemes' cipher limits: decrypt + encrypt of the same kind of cells in memory on one core. */
+  async taskAppCipher(scheme: AppScheme, round: number): Promise<Measurement[]> {
+    const secretbox = scheme === "secretbox";
+    const cells = secretbox ? this.secretboxCipher.cells : this.k8sCipher.cells;
+    const measurement = this.measurement({
+      id: `cipher:${scheme}`,
+      engine: "any",
+      scheme,
+      label: `limit: cipher alone, ${SCHEME_TITLE[scheme]} (decrypt + encrypt)`,
+      kind: "limit",
+      rows: cells.length,
+      note: secretbox
+        ? `@noble/ciphers xsalsa20poly1305 + HMAC-SHA256 workspace keys (cached per workspace) + base64, pooled nonces, 1 core, no database`
+        : `node:crypto AES-256-GCM with per-row AAD + k8s:enc prefix + base64, pooled nonces, 1 core, no database`,
+    });
+    const pass = (count: number): number => {
+      if (secretbox) {
+        const { from, to, workspaces } = this.secretboxCipher;
+        return SecretboxMaster.rewriteLimit(from, to, cells.slice(0, count), workspaces.slice(0, count));
+      }
+      const { from, to, keys } = this.k8sCipher;
+      return K8sAesGcmKey.rewriteLimit(from, to, cells.slice(0, count), (index) => propertyAad(keys[index] as string));
+    };
+    pass(Math.min(2_000, cells.length)); // warm the JIT
+    const slice = cells.length;
+    const started = performance.now();
+    const checksum = pass(slice);
+    measurement.ms[round] = performance.now() - started;
+    if (checksum === 0) throw new Error(`${scheme} cipher limit did no work`);
+    this.report(measurement, round);
+    return [measurement];
   }
 
   /** dbcrypt rotate K_i -> K_i+1 through the CLI, after settling the database. */

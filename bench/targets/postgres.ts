@@ -37,6 +37,26 @@ export async function serverFacts(adminUrl: string): Promise<Record<string, stri
 }
 
 /**
+ * Creates database `name` for the run and returns a client connected to it. A database left by a
+ * run that crashed is dropped; one that is in use belongs to a bench running right now, which
+ * dropping would wreck (and whose numbers this run would skew), so that is refused.
+ */
+export async function freshDatabase(adminUrl: string, name: string): Promise<pg.Client> {
+  const sessions = await withClient(adminUrl, async (client) =>
+    Number((await client.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [name])).rows[0]?.n ?? 0),
+  );
+  if (sessions > 0) {
+    throw new Error(`database ${name} has ${sessions} open session(s): another benchmark seems to be running on this server; wait for it, or pass --pg-database`);
+  }
+  await dropDatabase(adminUrl, name);
+  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`));
+  const client = new pg.Client({ connectionString: databaseUrl(adminUrl, name), application_name: "dbcrypt-bench" });
+  client.on("error", () => undefined);
+  await client.connect();
+  return client;
+}
+
+/**
  * A PostgreSQL database created for the run (dropped first if a previous run left it). Keys
  * table exactly as Coder's; the bench table has a bigint primary key, a token encrypted under the
  * current key and its key id with a foreign key to dbcrypt_keys(active_key_digest). Autovacuum is
@@ -61,21 +81,8 @@ export class PostgresTarget implements BenchTarget {
   }
 
   static async create(adminUrl: string, name: string, rows: number): Promise<PostgresTarget> {
-    // A database left by a run that crashed is dropped; one that is in use belongs to a bench
-    // running right now, which dropping would wreck (and whose numbers this run would skew).
-    const sessions = await withClient(adminUrl, async (client) =>
-      Number((await client.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [name])).rows[0]?.n ?? 0),
-    );
-    if (sessions > 0) {
-      throw new Error(`database ${name} has ${sessions} open session(s): another benchmark seems to be running on this server; wait for it, or pass --pg-database`);
-    }
-    await dropDatabase(adminUrl, name);
-    await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`));
     const target = new PostgresTarget(adminUrl, name, rows);
-    const client = new pg.Client({ connectionString: target.dbArg, application_name: "dbcrypt-bench" });
-    client.on("error", () => undefined);
-    await client.connect();
-    target.#client = client;
+    target.#client = await freshDatabase(adminUrl, name);
     return target;
   }
 

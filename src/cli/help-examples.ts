@@ -14,12 +14,12 @@ const EXAMPLES: Record<string, string[]> = {
   status: [
     "dbcrypt status --db app.db",
     "dbcrypt status --db \"$DATABASE_URL\" --keys @keys.txt --verify",
-    "dbcrypt status --db app.db --require-key \"$(dbcrypt keys id @new.key)\" --require-encrypted",
+    "dbcrypt status --db \"$DATABASE_URL\" --preset obot --encryption-config current.yaml --verify",
   ],
   rotate: [
     "dbcrypt rotate --db app.db --new-key @new.key --old-keys @old.key --dry-run",
-    "dbcrypt rotate --db app.db --new-key @new.key --old-keys @old.key --yes",
     "dbcrypt rotate --db \"$DATABASE_URL\" --new-key @new.key --old-keys @old.key --yes --batch-size 500 --sleep 50ms --max-duration 45m",
+    "dbcrypt rotate --db \"$DATABASE_URL\" --preset obot --encryption-config current.yaml --new-encryption-config new.yaml --yes",
   ],
   decrypt: [
     "dbcrypt decrypt --db app.db --keys @old.key --dry-run",
@@ -40,6 +40,7 @@ const EXAMPLES: Record<string, string[]> = {
   "keys id": [
     "dbcrypt keys id @new.key",
     "dbcrypt keys id @- < new.key",
+    "dbcrypt keys id --preset atelyaos @master.key",
   ],
   "keys list": [
     "dbcrypt keys list --db app.db",

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dbArg, registerSecret, runCli } from "../support/cli.js";
 import { freshKey, keyRows } from "../support/fixtures.js";
-import { APP_SHAPES, expectAppCells, isLegacy, seedApp, type AppCell, type AppShape } from "../support/app-fixtures.js";
+import { APP_SHAPES, ATELYAOS, expectAppCells, isLegacy, seedApp, type AppCell, type AppShape } from "../support/app-fixtures.js";
+import { openSecretbox, sealSecretbox } from "../support/app-crypto.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 import type { TestKey } from "../support/coder-crypto.js";
 
@@ -171,5 +172,53 @@ describe.each(APP_SHAPES.flatMap((app) => ENGINE_KINDS.map((kind) => [app.name, 
     expect(decrypt.code).toBe(3);
     expect(JSON.parse(decrypt.stdout).keysRevoked).toEqual([app.keyId(keys.b)]);
     await expectAppCells(db, app, others, null);
+  });
+});
+
+/**
+ * Another application of the same shape needs no code: dbcrypt.config.json names the scheme, its
+ * options, the tables and the column holding each row's workspace.
+ */
+describe.each(ENGINE_KINDS)("a secretbox application described only by dbcrypt.config.json on %s", (kind) => {
+  it("census, rotate and decrypt with a custom table, workspace column and cell spelling", async () => {
+    const database = await createTestDatabase(kind, "app_config");
+    const db = await openTestDb(database.target);
+    const dir = mkdtempSync(join(tmpdir(), "dbcrypt-app-config-"));
+    const keys = { a: freshKey(), b: freshKey() };
+    try {
+      for (const key of Object.values(keys)) writeFileSync(join(dir, `${key.id}.key`), `${key.base64}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, "dbcrypt.config.json"), JSON.stringify({
+        scheme: "secretbox-workspace",
+        schemeOptions: { encoding: "base64url-unpadded" },
+        preset: "none",
+        tables: { notes: { deletePolicy: "delete-row", context: { workspace: "team_id" }, columns: { body: {} } } },
+      }));
+      await db.exec("CREATE TABLE notes (id integer PRIMARY KEY, team_id text NOT NULL, body text)");
+      const plaintexts = new Map<number, string>();
+      for (let id = 1; id <= 12; id++) {
+        const plaintext = `note ${id} for team ${id % 3}`;
+        plaintexts.set(id, plaintext);
+        registerSecret(plaintext);
+        await db.query("INSERT INTO notes (id, team_id, body) VALUES ($1, $2, $3)", [id, `team-${id % 3}`, id % 4 === 0 ? plaintext : sealSecretbox(keys.a.bytes, `team-${id % 3}`, plaintext, "base64url-unpadded")]);
+      }
+      const url = dbArg(database.target);
+      const run = (args: string[]) => runCli(args, { cwd: dir, env: { DBCRYPT_DATABASE_URL: url } });
+      expect((await run(["keys", "init"])).code).toBe(0);
+      const census = await run(["status", "--keys", `@${join(dir, `${keys.a.id}.key`)}`, "--json"]);
+      expect(JSON.parse(census.stdout).columns[0]).toMatchObject({ column: "notes.body", encrypted: { [ATELYAOS.keyId(keys.a)]: 9 }, plaintext: { toEncrypt: 3 } });
+      const rotate = await run(["rotate", "--new-key", `@${join(dir, `${keys.b.id}.key`)}`, "--old-keys", `@${join(dir, `${keys.a.id}.key`)}`, "--yes"]);
+      expect(rotate.code, rotate.stderr).toBe(0);
+      for (const row of await db.query<{ id: number; team_id: string; body: string }>("SELECT id, team_id, body FROM notes")) {
+        expect(row.body).toMatch(/^[A-Za-z0-9_-]+$/);
+        expect(openSecretbox(keys.b.bytes, row.team_id, row.body)).toBe(plaintexts.get(Number(row.id)));
+      }
+      const decrypt = await run(["decrypt", "--keys", `@${join(dir, `${keys.b.id}.key`)}`, "--yes"]);
+      expect(decrypt.code, decrypt.stderr).toBe(0);
+      for (const row of await db.query<{ id: number; body: string }>("SELECT id, body FROM notes")) expect(row.body).toBe(plaintexts.get(Number(row.id)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await db.close();
+      await database.cleanup();
+    }
   });
 });

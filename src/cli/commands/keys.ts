@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { knownSchemes, schemeNamed } from "../../crypto/schemes/registry.js";
 import { APP_PRESETS } from "../../schema/app-presets.js";
-import { PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
+import { loadConfigFile, PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
 import { KEY_ID_FORMS, looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
@@ -90,8 +90,14 @@ function withSchemeChoice(command: Command): Command {
     .addOption(new Option("--preset <name>", "the application preset whose scheme to use").choices(PRESET_NAMES));
 }
 
+/** --scheme, else --preset's scheme, else the config file's (scheme, then preset), else Coder's. */
 function idUnder(key: EncryptionKey, choice: SchemeChoice): string {
-  const presetScheme = choice.preset === "atelyaos" || choice.preset === "company-agents" ? APP_PRESETS[choice.preset].scheme : undefined;
-  const name = choice.scheme ?? presetScheme;
+  const presetScheme = (preset: PresetName | undefined) => (preset === "atelyaos" || preset === "company-agents" ? APP_PRESETS[preset].scheme : undefined);
+  const fromFlags = choice.scheme ?? presetScheme(choice.preset);
+  const config = fromFlags === undefined ? loadConfigFile(undefined).config : {};
+  const name = fromFlags ?? config.scheme ?? presetScheme(config.preset);
+  if (name === "k8s-encryption-config") {
+    throw new DbcryptError("usage", "Kubernetes encryption config keys are named in their file; their id is provider:name", { hint: "`dbcrypt status --preset obot` lists the ids" });
+  }
   return name === undefined ? key.id : key.toSchemeKey(schemeNamed(name)).id;
 }
