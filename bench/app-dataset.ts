@@ -151,7 +151,3 @@ export function k8sChunk(seed: number, firstId: number, count: number, key: K8sA
   }
   return { count, columns: [keys, flags, cells] };
 }
-
-export function sliceAppChunk(chunk: AppChunk, count: number): AppChunk {
-  return { count, columns: chunk.columns.map((column) => column.slice(0, count)) };
-}

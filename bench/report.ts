@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { APP_SCHEMES, type AppScheme } from "./app-dataset.js";
 import type { BenchResults, Measurement } from "./results.js";
 import { formatCount, formatRatio, formatSeconds, spread, type Spread } from "./stats.js";
 import type { Engine } from "./targets/target.js";
@@ -40,6 +41,8 @@ export interface RatioRow {
 export interface MemoryRow {
   engine: string;
   rows: number;
+  /** Which table, for the issue-10 schemes (Coder's rows have none). */
+  scheme: AppScheme | undefined;
   mb: Spread | undefined;
   anonMb: Spread | undefined;
   fileMb: Spread | undefined;
@@ -88,16 +91,23 @@ function defined(values: (number | undefined)[]): number[] {
   return values.filter((value): value is number => value !== undefined && Number.isFinite(value));
 }
 
-/** Per-round ratio of two measurements, paired by round. */
-function pairedRatio(numerator: (number | undefined)[], denominator: (number | undefined)[]): number[] {
-  const ratios: number[] = [];
+/** Ratio of two measurements round by round (undefined where either is missing). */
+function roundRatios(numerator: (number | undefined)[], denominator: (number | undefined)[]): (number | undefined)[] {
+  const ratios: (number | undefined)[] = [];
   for (let round = 0; round < Math.max(numerator.length, denominator.length); round++) {
     const a = numerator[round];
     const b = denominator[round];
-    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
+    ratios.push(a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
   }
   return ratios;
 }
+
+/** Per-round ratio of two measurements, paired by round. */
+function pairedRatio(numerator: (number | undefined)[], denominator: (number | undefined)[]): number[] {
+  return defined(roundRatios(numerator, denominator));
+}
+
+const SCHEME_LABEL: Record<AppScheme, string> = { secretbox: "AtelyaOS secretbox", k8s: "Obot k8s aesgcm" };
 
 export function throughputRows(all: BenchResults): ThroughputRow[] {
   return keptSamples(all).measurements.map((measurement) => ({
@@ -140,12 +150,33 @@ export function ratioRows(all: BenchResults): RatioRow[] {
   };
   for (const engine of results.engines) {
     const rotate = rate(`${engine}:rotate`);
+    const coderToCipher = roundRatios(rotate, rate("cipher"));
+    /**
+     * Issue 10: each other scheme's rotate against its own cipher limit, next to Coder's, and that
+     * ratio relative to Coder's ratio in the same round (1 = the same share of its cipher limit).
+     */
+    const appRows = () => {
+      for (const scheme of APP_SCHEMES) {
+        if (find(results, `${engine}:rotate:${scheme}`) === undefined) continue;
+        const own = roundRatios(rate(`${engine}:rotate:${scheme}`), rate(`cipher:${scheme}`));
+        add(engine, `${SCHEME_LABEL[scheme]}: rotate / its cipher, 1 core (rows/s)`, defined(own), undefined, undefined);
+        if (find(results, `${engine}:rotate`) !== undefined) {
+          add(engine, `  ${SCHEME_LABEL[scheme]} ratio / Coder's ratio`, pairedRatio(own, coderToCipher), undefined, undefined, "issue 10: the same ratio to its own cipher limit as Coder's");
+        }
+      }
+    };
+    if (find(results, `${engine}:rotate`) === undefined) {
+      appRows();
+      continue;
+    }
     if (engine === "postgres") {
       add(engine, "rotate / pure-SQL rewrite (rows/s)", pairedRatio(rotate, rate(`${engine}:rewrite`)), ">=", 0.6);
       add(engine, "rotate / per-row peer (rows/s)", pairedRatio(rotate, rate(`${engine}:peer`)), ">=", 30);
-      add(engine, "rotate / cipher, 1 core (rows/s)", pairedRatio(rotate, rate("cipher")), undefined, undefined);
+      add(engine, "rotate / cipher, 1 core (rows/s)", defined(coderToCipher), undefined, undefined);
+      appRows();
     } else {
-      add(engine, "rotate / cipher, 1 core (rows/s)", pairedRatio(rotate, rate("cipher")), ">=", 0.8);
+      add(engine, "rotate / cipher, 1 core (rows/s)", defined(coderToCipher), ">=", 0.8);
+      appRows();
       add(engine, "rotate / pure-SQL rewrite (rows/s)", pairedRatio(rotate, rate(`${engine}:rewrite`)), undefined, undefined);
       add(engine, "rotate / per-row peer (rows/s)", pairedRatio(rotate, rate(`${engine}:peer`)), undefined, undefined);
     }
@@ -172,6 +203,7 @@ export function memoryRows(all: BenchResults): MemoryRow[] {
     .map((measurement) => ({
       engine: measurement.engine === "any" ? "-" : measurement.engine,
       rows: measurement.rows,
+      scheme: measurement.scheme === "coder" ? undefined : measurement.scheme,
       mb: spread(defined(measurement.rssKiB).map((kib) => kib / 1024)),
       anonMb: spread(defined(measurement.rssAnonKiB ?? []).map((kib) => kib / 1024)),
       fileMb: spread(defined(measurement.rssFileKiB ?? []).map((kib) => kib / 1024)),
@@ -193,17 +225,26 @@ const percent = (value: number) => `${Math.round(value * 100)}%`;
 const cores = (value: number) => value.toFixed(2);
 const mb = (value: number) => value.toFixed(0);
 const mb1 = (value: number) => value.toFixed(1);
+const runLabel = (row: MemoryRow) => `${row.rows.toLocaleString("en-US")} rows${row.scheme ? `, ${SCHEME_LABEL[row.scheme]}` : ""}`;
 
 function pad(cells: string[][]): string {
   const widths = cells[0]?.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? "").length))) ?? [];
   return cells.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join("  ").trimEnd()).join("\n");
 }
 
+/** Which schemes were measured, when that is more than Coder's alone (older results have no `schemes`). */
+function schemesText(results: BenchResults): string {
+  const schemes = results.schemes ?? ["coder"];
+  if (schemes.length === 1 && schemes[0] === "coder") return "";
+  const rows = results.schemeRows === undefined ? "" : ` (secretbox and k8s tables of ${results.schemeRows.toLocaleString("en-US")} rows)`;
+  return `; schemes ${schemes.join(", ")}${rows}`;
+}
+
 function header(results: BenchResults): string[] {
   const machine = results.machine;
   const pgVersion = machine.postgres?.server_version;
   return [
-    `dbcrypt benchmark: ${results.rows.toLocaleString("en-US")} rows, ${results.rounds} round(s), batch ${results.batchSize}, ${results.engines.join(" + ")}`,
+    `dbcrypt benchmark: ${results.rows.toLocaleString("en-US")} rows, ${results.rounds} round(s), batch ${results.batchSize}, ${results.engines.join(" + ")}${schemesText(results)}`,
     `machine: ${machine.cpus} CPU (${machine.cpuModel}), ${machine.memoryGiB.toFixed(1)} GiB, node ${machine.node}` +
       `${pgVersion ? `, PostgreSQL ${pgVersion}` : ""}${machine.sqlite ? `, SQLite ${machine.sqlite}` : ""}; dbcrypt ${machine.commit}`,
   ];
@@ -231,7 +272,7 @@ export function renderText(results: BenchResults): string {
   lines.push("");
   lines.push(pad([
     ["engine", "dbcrypt run", "peak RSS MB", "of which heap/anon", "file+shm", "dbcrypt CPU / wall", "machine busy cores"],
-    ...memoryRows(results).map((row) => [row.engine, `${row.rows.toLocaleString("en-US")} rows`, spreadText(row.mb, mb), spreadText(row.anonMb, mb), spreadText(row.fileMb, mb), spreadText(row.cpuShare, percent), spreadText(row.cores, cores)]),
+    ...memoryRows(results).map((row) => [row.engine, runLabel(row), spreadText(row.mb, mb), spreadText(row.anonMb, mb), spreadText(row.fileMb, mb), spreadText(row.cpuShare, percent), spreadText(row.cores, cores)]),
   ]));
   for (const profile of results.profiles) {
     lines.push("", `profile: ${profile.engine} rotate of ${profile.rows.toLocaleString("en-US")} rows (${formatSeconds(profile.wallMs)} s wall under --cpu-prof)`);
@@ -265,6 +306,8 @@ export function renderMarkdown(results: BenchResults): string {
   }
   if ((results.rotateArgs ?? []).length > 0) out.push(`- Extra arguments to every \`dbcrypt rotate\`: \`${(results.rotateArgs ?? []).join(" ")}\``);
   out.push(`- Batch size ${results.batchSize} for dbcrypt and for the pure-SQL limit; peer sample ${results.peerSample.toLocaleString("en-US")} rows per round; cipher sample ${results.cipherSample.toLocaleString("en-US")} values per round${results.rssProbeRows ? `; RSS also on a separate ${results.rssProbeRows.toLocaleString("en-US")}-row database` : ""}`);
+  const schemes = schemesText(results);
+  if (schemes !== "") out.push(`- Value schemes measured: ${schemes.slice("; schemes ".length)}; each cipher limit on up to ${results.cipherSample.toLocaleString("en-US")} cells of its own scheme`);
   out.push("");
   out.push("Throughput (median over rounds, and the spread min–max):", "");
   out.push(table(["engine", "measurement", "rows/s median", "min–max", "s median", "other load", "note"], throughputRows(results).map((row) => [
@@ -277,7 +320,7 @@ export function renderMarkdown(results: BenchResults): string {
     row.note,
   ])));
   out.push("", `"Other load" is the most CPU (in cores, of ${machine.cpus}) that processes other than the bench, its dbcrypt runs and its PostgreSQL backends used during a sample of that row that the statistics use. A sample above ${results.maxOtherLoad} cores was taken again, up to ${results.attempts} attempt(s); one still disturbed after that is left out of the statistics when the same row has an undisturbed sample in another round.`);
-  out.push("", "Ratios against the targets of issue 5 (median of the per-round ratios, min–max in brackets; a round pairs measurements taken minutes apart):", "");
+  out.push("", `Ratios against the targets of issue 5${(results.schemes ?? []).some((scheme) => scheme !== "coder") ? ", and issue 10's rows: each other scheme's rotate against its own cipher limit, and that ratio over Coder's of the same round" : ""} (median of the per-round ratios, min–max in brackets; a round pairs measurements taken minutes apart):`, "");
   out.push(table(["engine", "ratio", "value", "target", "result"], ratioRows(results).map((row) => [
     row.engine,
     row.label.trim(),
@@ -288,7 +331,7 @@ export function renderMarkdown(results: BenchResults): string {
   out.push("", "Memory and CPU of the dbcrypt process (rotate):", "");
   out.push(table(["engine", "run", "peak RSS MB", "of which anon (heap) MB", "file + shm MB", "dbcrypt CPU / wall", "machine busy cores (of " + machine.cpus + ")"], memoryRows(results).map((row) => [
     row.engine,
-    `${row.rows.toLocaleString("en-US")} rows`,
+    runLabel(row),
     spreadText(row.mb, mb),
     spreadText(row.anonMb, mb),
     spreadText(row.fileMb, mb),

@@ -45,6 +45,7 @@ export const rotateOperation = writeOperation<RotateRequest>("rotate", async (di
   assertKeysCoverDatabase(keys, keyring, census, "--old-keys", { skipUnopenable: request.skipUnopenable === true });
   const toRecord = unrecordedKeysInUse(keyring, census, keys, newKey.id);
   const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id, toRecord);
+  if (newKey.id.startsWith("aescbc:")) plan.warnings.push(`new values are written with ${newKey.id}: aescbc has no MAC, so tampering with a value goes unnoticed (--allow-aescbc-writes)`);
   return {
     plan,
     schema,

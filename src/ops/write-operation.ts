@@ -61,7 +61,7 @@ export function writeOperation<Request extends WriteRequest>(command: string, bu
 }
 
 function withWarnings(spec: WriteOperationSpec): WriteOperationSpec {
-  spec.plan.warnings = spec.schema.warnings.map((warning) => warning.message);
+  spec.plan.warnings = [...spec.schema.warnings.map((warning) => warning.message), ...spec.plan.warnings];
   return spec;
 }
 

@@ -141,6 +141,20 @@ describe.each(ENGINE_KINDS)("Obot on %s", (kind) => {
     await expectObot(db, fields, keys.k1);
   });
 
+  it("writes with aescbc (no MAC) only when allowed, and says so in the plan", async () => {
+    const cbcKey = k8sKey("aescbc", "cbc1");
+    registerSecret(cbcKey.secret);
+    const c0 = config("c0", [[keys.k0], "identity"]);
+    const cbc = config("cbc", [[cbcKey], [keys.k0], "identity"]);
+    const refused = await cli(["rotate", "--encryption-config", c0, "--new-encryption-config", cbc, "--yes"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.split("\n")[0]).toMatch(/aescbc, which has no MAC; pass --allow-aescbc-writes/);
+    const allowed = await cli(["rotate", "--encryption-config", c0, "--new-encryption-config", cbc, "--allow-aescbc-writes", "--yes", "--json"]);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout).plan.warnings).toContainEqual(expect.stringMatching(/aescbc has no MAC/));
+    await expectObot(db, fields, cbcKey);
+  });
+
   it("a bad configuration file is exit 2 naming the file and line, before the database is touched", async () => {
     const path = join(dir, "bad.yaml");
     writeFileSync(path, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [users.obot.obot.ai]\n    providers:\n      - aesgcm:\n          keys:\n            - name: key0\n              secret: c2hvcnQ=\n");

@@ -87,6 +87,17 @@ describe("secretbox-workspace (AtelyaOS)", () => {
     expect(reversed.open(reversed.seal("dbcrypt")).ok).toBe(true);
   });
 
+  it("feeds HMAC the master key as the application keeps it: its bytes, or its hex or base64 text", () => {
+    const hexText = schemeNamed("secretbox-workspace", { masterKeyEncoding: "hex-text" }).keyFromBytes(MASTER_A);
+    const rowKey = createHmac("sha256", Buffer.from(MASTER_A.toString("hex"), "utf8")).update(WORKSPACE, "utf8").digest();
+    const nonce = randomBytes(24);
+    const cell = Buffer.concat([nonce, xsalsa20poly1305(rowKey, nonce).encrypt(Buffer.from("hex keyed"))]).toString("base64");
+    expect(opened(hexText.open(cell, { workspace: WORKSPACE }))).toBe("hex keyed");
+    expect(scheme.keyFromBytes(MASTER_A).open(cell, { workspace: WORKSPACE }).ok).toBe(false);
+    expect(hexText.id).toBe(scheme.keyFromBytes(MASTER_A).id);
+    expect(() => schemeNamed("secretbox-workspace", { derivation: "none", masterKeyEncoding: "hex-text" })).toThrow(/applies only to an HMAC derivation/);
+  });
+
   it("rejects unknown options and values by name", () => {
     expect(() => schemeNamed("secretbox-workspace", { derivaton: "none" })).toThrow(/unknown option "derivaton"/);
     expect(() => schemeNamed("secretbox-workspace", { encoding: "base32" })).toThrow(DbcryptError);

@@ -26,10 +26,13 @@ export const WORKSPACE_INPUT = "workspace";
 const DERIVATIONS = ["hmac-sha256(master,workspace)", "hmac-sha256(workspace,master)", "none"] as const;
 type Derivation = (typeof DERIVATIONS)[number];
 const WORKSPACE_ENCODINGS = ["utf8", "uuid-bytes", "hex"] as const;
+const MASTER_KEY_ENCODINGS = ["bytes", "hex-text", "base64-text"] as const;
+type MasterKeyEncoding = (typeof MASTER_KEY_ENCODINGS)[number];
 type WorkspaceEncoding = (typeof WORKSPACE_ENCODINGS)[number];
 
 interface Settings {
   derivation: Derivation;
+  masterKeyEncoding: MasterKeyEncoding;
   workspaceEncoding: WorkspaceEncoding;
   encoding: CellEncoding;
 }
@@ -51,12 +54,15 @@ function workspaceBytes(id: string, encoding: WorkspaceEncoding): Buffer | undef
 class SecretboxWorkspaceKey implements SchemeKey {
   readonly id: string;
   readonly #master: Buffer;
+  /** The master key as the application feeds it to HMAC: its bytes, or the text it keeps them as. */
+  readonly #hmacKey: Buffer;
   readonly #settings: Settings;
   readonly #derived = new Map<string, Uint8Array>();
   #canaryKey: Uint8Array | undefined;
 
   constructor(master: Uint8Array, settings: Settings) {
     this.#master = Buffer.from(master);
+    this.#hmacKey = settings.masterKeyEncoding === "bytes" ? this.#master : Buffer.from(this.#master.toString(settings.masterKeyEncoding === "hex-text" ? "hex" : "base64"), "utf8");
     this.#settings = settings;
     this.id = labelledKeyId(KEY_ID_LABEL, this.#master);
   }
@@ -68,7 +74,7 @@ class SecretboxWorkspaceKey implements SchemeKey {
    */
   #rowKey(context: RowContext | undefined): Uint8Array | string {
     if (this.#settings.derivation === "none") return this.#master;
-    if (context === undefined) return (this.#canaryKey ??= createHmac("sha256", this.#master).update(CANARY_LABEL).digest());
+    if (context === undefined) return (this.#canaryKey ??= createHmac("sha256", this.#hmacKey).update(CANARY_LABEL).digest());
     if (!(WORKSPACE_INPUT in context)) return "the row was read without its workspace id";
     const workspace = context[WORKSPACE_INPUT];
     if (workspace === null || workspace === undefined) return "the row's workspace id is NULL, so it has no key";
@@ -78,8 +84,8 @@ class SecretboxWorkspaceKey implements SchemeKey {
     if (message === undefined) return `the row's workspace id is not ${this.#settings.workspaceEncoding}`;
     const derived =
       this.#settings.derivation === "hmac-sha256(master,workspace)"
-        ? createHmac("sha256", this.#master).update(message).digest()
-        : createHmac("sha256", message).update(this.#master).digest();
+        ? createHmac("sha256", this.#hmacKey).update(message).digest()
+        : createHmac("sha256", message).update(this.#hmacKey).digest();
     if (this.#derived.size >= DERIVED_KEY_CACHE) this.#derived.clear();
     this.#derived.set(workspace, derived);
     return derived;
@@ -123,12 +129,14 @@ export const secretboxWorkspaceFactory: SchemeFactory = {
   name: "secretbox-workspace",
   summary: "libsodium secretbox (XSalsa20-Poly1305) under a key derived per workspace from a master key (AtelyaOS); no key id stored",
   create(options, origin): ValueScheme {
-    const read = new SchemeOptions("secretbox-workspace", options, origin, ["derivation", "workspaceIdEncoding", "encoding"]);
+    const read = new SchemeOptions("secretbox-workspace", options, origin, ["derivation", "workspaceIdEncoding", "masterKeyEncoding", "encoding"]);
     const settings: Settings = {
       derivation: read.oneOf("derivation", DERIVATIONS, "hmac-sha256(master,workspace)"),
+      masterKeyEncoding: read.oneOf("masterKeyEncoding", MASTER_KEY_ENCODINGS, "bytes"),
       workspaceEncoding: read.oneOf("workspaceIdEncoding", WORKSPACE_ENCODINGS, "utf8"),
       encoding: read.oneOf("encoding", CELL_ENCODINGS, "base64"),
     };
+    if (settings.derivation === "none" && settings.masterKeyEncoding !== "bytes") read.fail('option "masterKeyEncoding" applies only to an HMAC derivation (with "none" the 32 key bytes are the secretbox key)');
     return {
       name: "secretbox-workspace",
       keyBytes: 32,
