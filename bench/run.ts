@@ -185,17 +185,16 @@ class Bench {
     const { schemeRows: rows, engines } = this.options;
     const shape = APP_SHAPES[scheme];
     const mine: AppDataset[] = [];
-    const initialMaster = freshMaster();
-    const initialK8s = freshK8sKey("key0");
+    const initial = scheme === "secretbox" ? freshMaster() : freshK8sKey("key0");
     for (const engine of engines) {
       const pgName = `${this.options.pgDatabase}_${shape.preset}`;
       if (engine === "postgres") this.load.ownDatabases.push(pgName);
       const target = engine === "postgres"
         ? await PostgresAppTarget.create(this.options.adminUrl, pgName, shape, rows)
         : new SqliteAppTarget(join(this.work, `${shape.preset}.db`), shape, rows);
-      const dataset: AppDataset = scheme === "secretbox"
-        ? { engine, target, generation: 0, scheme, key: initialMaster }
-        : { engine, target, generation: 0, scheme, key: initialK8s };
+      const dataset: AppDataset = initial instanceof SecretboxMaster
+        ? { engine, target, generation: 0, scheme: "secretbox", key: initial }
+        : { engine, target, generation: 0, scheme: "k8s", key: initial };
       this.appDatasets.push(dataset);
       mine.push(dataset);
       await target.createSchema();
@@ -203,7 +202,7 @@ class Bench {
     const started = performance.now();
     log(`building ${rows.toLocaleString("en-US")} rows of ${shape.table} (${SCHEME_TITLE[scheme]}, --preset ${shape.preset}) on ${engines.join(" and ")}`);
     const chunkOf = (first: number, count: number): AppChunk =>
-      scheme === "secretbox" ? secretboxChunk(this.seed, first, count, initialMaster) : k8sChunk(this.seed, first, count, initialK8s);
+      initial instanceof SecretboxMaster ? secretboxChunk(this.seed, first, count, initial) : k8sChunk(this.seed, first, count, initial);
     let pending: Promise<unknown> = Promise.resolve();
     for (let first = 1; first <= rows; first += LOAD_CHUNK_ROWS) {
       const chunk = chunkOf(first, Math.min(LOAD_CHUNK_ROWS, rows - first + 1));

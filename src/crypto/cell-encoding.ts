@@ -33,30 +33,54 @@ function padded(text: string): string {
   return text.length % 4 === 0 ? text : text + "=".repeat(4 - (text.length % 4));
 }
 
+const BASE64_SHAPE = /^[A-Za-z0-9+/_-]*={0,2}$/;
+const HEX_SHAPE = /^[0-9a-f]+$/;
+
+function withoutLineBreaks(raw: string): string {
+  // Line breaks are skipped, as Go's and libsodium's decoders skip them: a wrapped or
+  // newline-terminated cell is still ciphertext, and must never be taken for plaintext.
+  return raw.includes("\n") || raw.includes("\r") ? raw.replace(/[\r\n]/g, "") : raw;
+}
+
 /**
- * Every spelling the text is canonically valid in, with its bytes, most specific first (hex before
- * base64, whose alphabet contains hex's). Canonical means re-encoding gives the same text back, so
- * stray characters, wrong padding or non-zero trailing bits make a spelling not apply.
+ * The readings of a cell's text, each with its bytes, most specific first (hex before base64,
+ * whose alphabet contains hex's). Base64 is read once whatever its alphabet and padding (the same
+ * bytes either way) and strictly: one alphabet only, `=` only at the end and only to a multiple of
+ * four, no impossible length, and zero trailing bits, so the text is the canonical spelling of
+ * its bytes. The reported spelling is the one the text shows (standard, padded where it cannot
+ * tell); a rewrite settles the rest from its column (rewriteSpelling).
  */
 export function decodeCellCandidates(raw: string, minBytes: number): { encoding: CellEncoding; bytes: Buffer }[] {
   const found: { encoding: CellEncoding; bytes: Buffer }[] = [];
-  // Line breaks are skipped, as Go's and libsodium's decoders skip them: a wrapped or
-  // newline-terminated cell is still ciphertext, and must never be taken for plaintext.
-  const text = raw.includes("\n") || raw.includes("\r") ? raw.replace(/[\r\n]/g, "") : raw;
+  const text = withoutLineBreaks(raw);
   if (text.length === 0) return found;
-  if (text.length % 2 === 0 && /^[0-9a-f]+$/.test(text)) push(found, "hex", Buffer.from(text, "hex"), minBytes);
-  const urlSafe = /[-_]/.test(text);
-  const standard = /[+/]/.test(text);
-  if (urlSafe && standard) return found;
-  const alphabets = urlSafe ? (["base64url", "base64url-unpadded"] as const) : standard ? (["base64", "base64-unpadded"] as const) : (["base64", "base64-unpadded", "base64url", "base64url-unpadded"] as const);
-  for (const encoding of alphabets) {
-    const bytes = Buffer.from(text, encoding.startsWith("base64url") ? "base64url" : "base64");
-    if (encodeCell(bytes, encoding) !== text) continue;
-    // Text of a length that needs no padding is valid padded and unpadded, as the same bytes.
-    if (found.some((candidate) => candidate.bytes.equals(bytes))) continue;
-    push(found, encoding, bytes, minBytes);
-  }
+  if (text.length % 2 === 0 && HEX_SHAPE.test(text)) push(found, "hex", Buffer.from(text, "hex"), minBytes);
+  if (!BASE64_SHAPE.test(text)) return found;
+  const urlSafe = text.includes("-") || text.includes("_");
+  if (urlSafe && (text.includes("+") || text.includes("/"))) return found;
+  const body = text.endsWith("=") ? text.replace(/=+$/, "") : text;
+  const padded = body.length !== text.length;
+  if (body.length % 4 === 1 || (padded && text.length % 4 !== 0) || (padded && body.length % 4 === 0)) return found;
+  const alphabet = urlSafe ? "base64url" : "base64";
+  const bytes = Buffer.from(body, alphabet);
+  // Zero trailing bits: the last, partial quantum must re-encode to itself.
+  const tail = body.length % 4;
+  if (tail !== 0 && Buffer.from(body.slice(-tail), alphabet).toString(alphabet).replace(/=+$/, "") !== body.slice(-tail)) return found;
+  const encoding: CellEncoding = urlSafe ? (padded ? "base64url" : tail === 0 ? "base64url" : "base64url-unpadded") : padded || tail === 0 ? "base64" : "base64-unpadded";
+  if (found.some((candidate) => candidate.bytes.equals(bytes))) return found;
+  push(found, encoding, bytes, minBytes);
   return found;
+}
+
+/**
+ * Whether the text has the shape of a cell of at least `minBytes` in some spelling, without
+ * decoding it: what tells ciphertext from plaintext, for every value of every row.
+ */
+export function hasCellShape(raw: string, minBytes: number): boolean {
+  const text = withoutLineBreaks(raw);
+  if (text.length % 2 === 0 && text.length >= minBytes * 2 && HEX_SHAPE.test(text)) return true;
+  if (!BASE64_SHAPE.test(text)) return false;
+  return Math.floor((text.replace(/=+$/, "").length * 3) / 4) >= minBytes;
 }
 
 function push(found: { encoding: CellEncoding; bytes: Buffer }[], encoding: CellEncoding, bytes: Buffer, minBytes: number): void {

@@ -1,5 +1,5 @@
 import { sealAes256GcmBytes, openAes256GcmBytes, NONCE_BYTES, TAG_BYTES } from "../aes256gcm.js";
-import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
+import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, hasCellShape, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
 import { aes256gcmKeyId } from "../key-id.js";
 import { SchemeOptions } from "./scheme-options.js";
 import type { OpenResult, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
@@ -86,7 +86,7 @@ export const aes256gcmMasterFactory: SchemeFactory = {
       canaryPlaintext: "dbcrypt",
       keysTableIsDbcrypts: true,
       keyFromBytes: (bytes) => new MasterKey(bytes, settings),
-      looksSealed: settings.layout === "dotted" ? (cell) => dottedParts(cell) !== undefined : (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
+      looksSealed: settings.layout === "dotted" ? (cell) => dottedParts(cell) !== undefined : (cell) => hasCellShape(cell, NONCE_BYTES + TAG_BYTES),
       ...(settings.layout === "dotted"
         ? {}
         : {

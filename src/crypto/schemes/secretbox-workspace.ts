@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
-import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
+import { CELL_ENCODINGS, columnSpelling, decodeCellCandidates, encodeCell, hasCellShape, isCellEncoding, rewriteSpelling, spellingEvidence, type CellEncoding } from "../cell-encoding.js";
 import { labelledKeyId } from "../key-id.js";
 import { SchemeOptions } from "./scheme-options.js";
 import { RowKeyUnavailable, type OpenResult, type RowContext, type SchemeFactory, type SchemeKey, type ValueScheme } from "./value-scheme.js";
@@ -144,7 +144,7 @@ export const secretboxWorkspaceFactory: SchemeFactory = {
       canaryPlaintext: "dbcrypt",
       keysTableIsDbcrypts: true,
       keyFromBytes: (bytes) => new SecretboxWorkspaceKey(bytes, settings),
-      looksSealed: (cell) => decodeCellCandidates(cell, NONCE_BYTES + TAG_BYTES).length > 0,
+      looksSealed: (cell) => hasCellShape(cell, NONCE_BYTES + TAG_BYTES),
       spellingEvidence,
       columnSpelling: (evidence) => columnSpelling(evidence, settings.encoding),
       rewriteSpelling: (oldCell, opened, column) => rewriteSpelling(oldCell, opened, column, settings.encoding),
