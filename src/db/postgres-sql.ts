@@ -29,6 +29,8 @@ function filterSql(table: EncryptedTable, filter: BatchFilter, keyIdParam: strin
     if (filter.kind === "encrypted") return `NOT ${isPlaintextKeyId(keyId)}`;
     return `(${keyId} <> ${keyIdParam} AND ${keyId} <> '') OR (${isPlaintextKeyId(keyId)} AND ${value} IS NOT NULL)`;
   });
+  // decrypt also clears the row flag of rows holding no value at all (Obot's `encrypted`).
+  if (filter.kind === "encrypted" && table.rowFlag !== undefined) perColumn.push(`t.${quoteIdent(table.rowFlag)}::text IN ('true', 't', '1')`);
   return perColumn.map((clause) => `(${clause})`).join(" OR ");
 }
 

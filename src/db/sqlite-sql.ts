@@ -17,14 +17,16 @@ function encryptedClause(keyIdColumn: string): string {
 
 function filterSql(table: EncryptedTable, filter: BatchFilter): string {
   if (filter.kind === "all") return "1";
-  return table.columns
+  // decrypt also clears the row flag of rows holding no value at all (Obot's `encrypted`).
+  const flagged = filter.kind === "encrypted" && table.rowFlag !== undefined ? [`(CAST(${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'))`] : [];
+  return [...table.columns
     .map((column) => {
       if (column.keyIdColumn === undefined) return `(${quoteIdent(column.column)} IS NOT NULL)`;
       if (filter.kind === "encrypted") return `(${encryptedClause(column.keyIdColumn)})`;
       const keyId = quoteIdent(column.keyIdColumn);
       return `((${keyId} <> :target AND ${keyId} <> '') OR (NULLIF(${keyId}, '') IS NULL AND ${quoteIdent(column.column)} IS NOT NULL))`;
     })
-    .join(" OR ");
+    , ...flagged].join(" OR ");
 }
 
 function rowKeyList(table: EncryptedTable): string {

@@ -43,6 +43,12 @@ export function reportableKeyId(keyId: string | null): string | null {
   return keyId === TRIAL_KEY_ID ? null : keyId;
 }
 
+/** The row's flag column as read (context input "encrypted"): PostgreSQL says 'true', SQLite 1. */
+function rowFlagSet(row: BatchRow): boolean {
+  const flag = row.context?.encrypted;
+  return flag === "true" || flag === "t" || flag === "1";
+}
+
 /**
  * A row is rewritten whole or not at all: if any of its values cannot be decrypted, none of its
  * values is touched and the row is reported, so a half-rotated row never exists.
@@ -67,8 +73,11 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
     next.push(plan.field);
     if (plan.changed) changedValues++;
   }
-  if (changedValues === 0) return { kind: "skip" };
-  return table.rowFlag === undefined ? { kind: "write", next, changedValues } : { kind: "write", next, changedValues, flag: flagAfter };
+  if (table.rowFlag === undefined) return changedValues === 0 ? { kind: "skip" } : { kind: "write", next, changedValues };
+  // decrypt clears the flag of a row whose values needed nothing (all NULL or ''): a flag left
+  // set would claim encrypted fields that are not. rotate sets it only where it sealed a value.
+  if (changedValues === 0 && (flagAfter || !rowFlagSet(row))) return { kind: "skip" };
+  return { kind: "write", next, changedValues, flag: flagAfter };
 }
 
 /**
@@ -88,7 +97,10 @@ export function rotateRowPlanner(newKey: SchemeKey, keyring: Keyring, scheme?: V
       if (isPlaintextField(field)) {
         const rule = table.columns[index]?.keepPlaintext ?? "never";
         if (staysPlaintext(rule, field.value)) return { ok: true, field, changed: false };
-        return { ok: true, field: { value: newKey.seal(field.value as string, row.context, spellingFor(scheme, table.columns[index], null, undefined)), keyId: newKey.id }, changed: true };
+        const sealed = newKey.seal(field.value as string, row.context, spellingFor(scheme, table.columns[index], null, undefined));
+        // Sealing that changes nothing (Kubernetes' identity provider on '') is no change, or
+        // every run would rewrite the same row.
+        return { ok: true, field: { value: sealed, keyId: newKey.id }, changed: sealed !== field.value };
       }
       if (field.keyId === newKey.id) return { ok: true, field, changed: false };
       const opened = openField(keyring, field, row.context);

@@ -18,7 +18,8 @@ export interface AppPreset {
 const workspace = { workspace: "workspace_id" };
 
 /** Obot's tables: every one has a boolean `encrypted` column; the AAD strings are Obot's (shared/reference/schemes.md §2.3). */
-const obotTable = (aad: string, columns: string[], keepEmpty = false): TableConfig => ({
+const obotTable = (resource: string, aad: string, columns: string[], keepEmpty = false): TableConfig => ({
+  resource: `${resource}.obot.obot.ai`,
   rowFlag: "encrypted",
   aad,
   deletePolicy: "delete-row",
@@ -50,13 +51,13 @@ export const APP_PRESETS: Readonly<Record<"atelyaos" | "company-agents" | "obot"
     scheme: "k8s-encryption-config",
     source: "obot-platform/obot pkg/gateway (shared/reference/schemes.md §2.3)",
     tables: {
-      credentials: { ...obotTable("{name}///{context}", []), columns: { secrets: { cellFormat: "json-envelope" } } },
-      users: obotTable("users.obot.obot.ai/{hashed_username}", ["username", "email", "icon_url", "display_name", "original_email", "original_username"]),
-      identities: obotTable("identities.obot.obot.ai/{auth_provider_namespace}/{auth_provider_name}/{hashed_provider_user_id}", ["provider_username", "email", "provider_user_id", "provider_group_lookup_id", "icon_url"]),
-      mcpo_auth_tokens: obotTable("mcpoauthtokens.obot.obot.ai/{mcp_id}", ["access_token", "refresh_token", "client_id", "client_secret"]),
-      mcpo_auth_pending_states: obotTable("mcpoauthpendingstates.obot.obot.ai/{mcp_id}", ["state", "verifier", "client_id", "client_secret"]),
-      llm_audit_logs: obotTable("llmauditlogs.obot.obot.ai/{id}/{user_id}", ["request_headers", "request_body", "policy_modified_request_body", "response_headers", "response_body"], true),
-      properties: obotTable("properties.obot.obot.ai/{key}", ["value"]),
+      credentials: { ...obotTable("credentials", "{name}///{context}", []), columns: { secrets: { cellFormat: "json-envelope" } } },
+      users: obotTable("users", "users.obot.obot.ai/{hashed_username}", ["username", "email", "icon_url", "display_name", "original_email", "original_username"]),
+      identities: obotTable("identities", "identities.obot.obot.ai/{auth_provider_namespace}/{auth_provider_name}/{hashed_provider_user_id}", ["provider_username", "email", "provider_user_id", "provider_group_lookup_id", "icon_url"]),
+      mcpo_auth_tokens: obotTable("mcpoauthtokens", "mcpoauthtokens.obot.obot.ai/{mcp_id}", ["access_token", "refresh_token", "client_id", "client_secret"]),
+      mcpo_auth_pending_states: obotTable("mcpoauthpendingstates", "mcpoauthpendingstates.obot.obot.ai/{mcp_id}", ["state", "verifier", "client_id", "client_secret"]),
+      llm_audit_logs: obotTable("llmauditlogs", "llmauditlogs.obot.obot.ai/{id}/{user_id}", ["request_headers", "request_body", "policy_modified_request_body", "response_headers", "response_body"], true),
+      properties: obotTable("properties", "properties.obot.obot.ai/{key}", ["value"]),
     },
   },
 };

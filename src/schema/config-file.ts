@@ -29,6 +29,8 @@ export interface TableConfig {
   aad?: string;
   /** Legacy forms of the additional data to try when the template's does not authenticate. */
   aadFallback?: string[];
+  /** The Kubernetes resource the table's rows belong to (`users.obot.obot.ai`), to tell which configured resources no walked table holds. */
+  resource?: string;
   /** A boolean column saying whether the row's values are encrypted (Obot's `encrypted`): read, and written by rotate and decrypt. */
   rowFlag?: string;
 }
@@ -106,7 +108,7 @@ type Fail = (at: string, problem: string) => never;
 
 function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
   const raw = expectObject(input, at, fail);
-  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns", "context", "aad", "aadFallback", "rowFlag"], at, fail);
+  allowOnly(raw, ["exclude", "rowKey", "deletePolicy", "setOnClear", "columns", "context", "aad", "aadFallback", "rowFlag", "resource"], at, fail);
   const table: TableConfig = {};
   if (raw.aad !== undefined) {
     if (typeof raw.aad !== "string") fail(`${at}.aad`, "must be a string (a template with {column} placeholders)");
@@ -117,6 +119,7 @@ function validateTable(input: unknown, at: string, fail: Fail): TableConfig {
     table.aadFallback = [...(raw.aadFallback as string[])];
   }
   if (raw.rowFlag !== undefined) table.rowFlag = expectIdentifier(raw.rowFlag, `${at}.rowFlag`, fail);
+  if (raw.resource !== undefined) table.resource = expectIdentifier(raw.resource, `${at}.resource`, fail);
   if (raw.exclude !== undefined) table.exclude = expectBoolean(raw.exclude, `${at}.exclude`, fail);
   if (raw.rowKey !== undefined) table.rowKey = expectIdentifierList(raw.rowKey, `${at}.rowKey`, fail);
   if (raw.deletePolicy !== undefined) {

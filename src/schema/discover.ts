@@ -41,6 +41,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   const tables: EncryptedTable[] = [];
   const refused: RefusedTable[] = [];
   const warnings: SchemaWarning[] = [];
+  const walkedResources = new Set<string>();
   const presetTables = appPreset === undefined ? new Map<string, TableConfig>() : confirmAppPreset(preset, appPreset, byLabel, warnings);
   for (const table of catalog) {
     if (table.name === keysTable) continue;
@@ -84,6 +85,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
       const cellFormat = tableConfig?.columns?.[column.column]?.cellFormat;
       if (cellFormat !== undefined) column.cellFormat = cellFormat;
     }
+    if (tableConfig?.resource !== undefined) walkedResources.add(tableConfig.resource);
     tables.push({
       ref: { schema: table.schema, name: table.name },
       rowKey,
@@ -94,7 +96,25 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
     });
     if (preset === "coder") warnings.push(...unknownToPreset(table, label, columns, tableConfig, presetRules));
   }
+  warnings.push(...unwalkedResources(scheme, walkedResources));
   return { tables, refused, warnings, preset, scheme };
+}
+
+/**
+ * Resources the Kubernetes configuration encrypts that no walked table holds (Obot's MCP audit
+ * logs, say): their values stay under the old keys, so dropping those keys from the application's
+ * configuration would make them unreadable. Said only where tables name their resource.
+ */
+function unwalkedResources(scheme: ValueScheme, walked: Set<string>): SchemaWarning[] {
+  if (scheme.configuredResources === undefined || walked.size === 0) return [];
+  return scheme
+    .configuredResources()
+    .filter((resource) => !walked.has(resource) && resource !== "*.*" && !resource.startsWith("*."))
+    .map((resource) => ({
+      ref: { schema: undefined, name: resource },
+      column: "",
+      message: `the encryption config covers ${resource}, which no table dbcrypt walks holds: its values stay under their keys, so keep the old keys in the application's configuration until they are rotated too (name the table under "tables" with its "aad" and "rowFlag")`,
+    }));
 }
 
 /**

@@ -79,9 +79,14 @@ describe.each(ENGINE_KINDS)("Obot on %s", (kind) => {
     expect(second.code, second.stderr).toBe(0);
     await expectObot(db, fields, keys.k2);
 
+    // A user row flagged encrypted with no value at all: decrypt must clear its flag too.
+    await db.query("INSERT INTO users (id, hashed_username, encrypted) VALUES ('user-empty', 'hempty', $1)", [kind === "postgres" ? true : 1]);
     const decrypt = await cli(["decrypt", "--encryption-config", c2, "--yes", "--json"]);
     expect(decrypt.code, decrypt.stderr).toBe(0);
     await expectObot(db, fields, null);
+    const emptyRow = await db.query<{ encrypted: boolean | number }>("SELECT encrypted FROM users WHERE id = 'user-empty'");
+    expect(Boolean(emptyRow[0]?.encrypted)).toBe(false);
+    await db.query("DELETE FROM users WHERE id = 'user-empty'");
     expect((await keyRows(db)).every((row) => row.active_key_digest === null)).toBe(true);
 
     const third = await cli(["rotate", "--new-encryption-config", c3, "--yes"]);
@@ -153,6 +158,14 @@ describe.each(ENGINE_KINDS)("Obot on %s", (kind) => {
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(JSON.parse(allowed.stdout).plan.warnings).toContainEqual(expect.stringMatching(/aescbc has no MAC/));
     await expectObot(db, fields, cbcKey);
+  });
+
+  it("warns about resources the configuration encrypts that no walked table holds, so their keys are kept", async () => {
+    const path = join(dir, "wide.yaml");
+    writeFileSync(path, encryptionConfigYaml([...OBOT_RESOURCES, "mcpauditlogs.obot.obot.ai"], [[keys.k0], "identity"]), { mode: 0o600 });
+    const census = await cli(["status", "--encryption-config", path, "--json"]);
+    expect(census.code, census.stdout).toBe(0);
+    expect(JSON.parse(census.stdout).warnings.map((warning: { message: string }) => warning.message)).toContainEqual(expect.stringMatching(/covers mcpauditlogs\.obot\.obot\.ai, which no table dbcrypt walks holds/));
   });
 
   it("a bad configuration file is exit 2 naming the file and line, before the database is touched", async () => {

@@ -15,7 +15,7 @@ export interface K8sKey {
   secret: Buffer;
 }
 
-export function k8sKey(provider: K8sProvider, name: string, bytes = provider === "aesgcm" ? 32 : 32): K8sKey {
+export function k8sKey(provider: K8sProvider, name: string, bytes = 32): K8sKey {
   return { provider, name, secret: randomBytes(bytes) };
 }
 

@@ -120,6 +120,7 @@ export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | 
   }
 }
 
+/** One field part way through a rotation; the row's flag is checked against its seeding (a row flips whole). */
 function expectSeededOrUnder(field: ObotField, stored: string | null, encrypted: boolean, keys: K8sKey[], where: string): void {
   if (!encrypted) {
     expect(field.seeded, `${where}: only a row seeded as plaintext may still be plaintext`).toBe("plaintext");

@@ -33,14 +33,16 @@ export interface EncryptionConfig {
 
 const KEY_SIZES: Record<SecretProviderType, readonly number[]> = { aesgcm: [16, 24, 32], aescbc: [16, 24, 32], secretbox: [32] };
 
-export function readEncryptionConfig(path: string): EncryptionConfig {
-  let text: string;
+export function readEncryptionConfigBytes(path: string): Buffer {
   try {
-    text = readFileSync(path, "utf8");
+    return readFileSync(path);
   } catch (error) {
-    throw new DbcryptError("bad_config", `cannot read encryption config ${path}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, { hint: "check the --encryption-config path" });
+    throw new DbcryptError("bad_config", `cannot read encryption config ${path}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, { hint: "check the --encryption-config and --new-encryption-config paths" });
   }
-  return parseEncryptionConfig(text, path);
+}
+
+export function readEncryptionConfig(path: string): EncryptionConfig {
+  return parseEncryptionConfig(readEncryptionConfigBytes(path).toString("utf8"), path);
 }
 
 export function parseEncryptionConfig(text: string, path: string): EncryptionConfig {
@@ -91,7 +93,9 @@ function mapFields(map: YAMLMap, allowed: readonly string[], fail: Fail): Map<st
   for (const pair of map.items) {
     const key = pair.key as YamlNode;
     const name = isScalar(key) ? String(key.value) : "";
-    if (!allowed.includes(name)) fail(key, `unknown field "${name}" (allowed: ${allowed.join(", ")})`);
+    // A field name is echoed only when it looks like one: a secret pasted without its "secret:"
+    // label becomes a key here, and must not reach the error message.
+    if (!allowed.includes(name)) fail(key, `unknown field ${/^[a-z][A-Za-z]{0,31}$/.test(name) ? `"${name}"` : "(name not shown)"} (allowed: ${allowed.join(", ")})`);
     fields.set(name, (pair.value ?? key) as YamlNode);
   }
   return fields;
@@ -107,7 +111,7 @@ function readProvider(node: YamlNode, fail: Fail): Provider {
   const fields = mapFields(node, ["aesgcm", "aescbc", "secretbox", "kms", "identity"], fail);
   const [[type, body]] = [...fields] as [[string, YamlNode]];
   if (type === "identity") {
-    if (isMap(body) && body.items.length > 0) fail(body, "identity takes no fields");
+    if (!isMap(body) || body.items.length > 0) fail(body, "identity takes no fields: write identity: {}");
     return { type: "identity" };
   }
   if (!isMap(body)) return fail(body, `${type} must be a mapping`);

@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { DbcryptError } from "../../errors.js";
-import { readEncryptionConfig, type EncryptionConfig, type Provider } from "../k8s/encryption-config.js";
+import { parseEncryptionConfig, readEncryptionConfigBytes, type EncryptionConfig, type Provider } from "../k8s/encryption-config.js";
 import { AAD_INPUT, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
 import { SchemeOptions } from "./scheme-options.js";
@@ -24,11 +23,15 @@ const HEAD_CHARS = 4 * 64;
 /** Key ids for cells no configured key can be: they are counted and block a run, naming what they are. */
 export const NOT_BASE64_KEY_ID = "not-base64";
 
-/** Reads a configured file with a digest, so a worker thread rebuilding the scheme sees the same keys. */
+/**
+ * Reads a configured file once, with a digest of exactly the bytes parsed, so a worker thread
+ * rebuilding the scheme either sees the same keys or refuses.
+ */
 function loadConfig(path: string, digest: string | undefined, read: SchemeOptions): { config: EncryptionConfig; digest: string } {
-  const found = createHash("sha256").update(readFileSync(path)).digest("hex");
+  const bytes = readEncryptionConfigBytes(path);
+  const found = createHash("sha256").update(bytes).digest("hex");
   if (digest !== undefined && digest !== found) read.fail(`encryption config ${path} changed while dbcrypt was running`);
-  return { config: readEncryptionConfig(path), digest: found };
+  return { config: parseEncryptionConfig(bytes.toString("utf8"), path), digest: found };
 }
 
 /** Providers compared by what they would do: types, key names and secrets (as digests). */
@@ -39,23 +42,23 @@ function signature(providers: Provider[]): string {
 }
 
 /**
- * The provider list for the resources dbcrypt walks (all of the file's when none are named); they
- * must all have the same list, since one run has one keyring.
+ * The provider list of the file. One run has one set of keys, and which resource a table belongs
+ * to is Obot's business, so every resources entry must have the same providers: otherwise a table
+ * could be rewritten with keys its resource does not use, which Obot could not read.
  */
-function providersFor(config: EncryptionConfig, resources: readonly string[], read: SchemeOptions): Provider[] {
-  const entries = resources.length === 0
-    ? config.resources.map((entry) => ({ entry, resource: entry.resources.join(",") }))
-    : resources.map((resource) => {
-        const entry = config.resources.find((candidate) => candidate.resources.some((name) => name === resource || name === "*.*" || (name.startsWith("*.") && resource.endsWith(name.slice(1)))));
-        return { entry: entry ?? read.fail(`the encryption config ${config.path} has no providers for resource ${resource}`), resource };
-      });
-  const first = entries[0] as (typeof entries)[number];
-  for (const { entry, resource } of entries) {
-    if (signature(entry.providers) !== signature(first.entry.providers)) {
-      read.fail(`the encryption config ${config.path} gives ${resource} other providers than ${first.resource}; dbcrypt needs one provider list for all the resources it walks (name them with the "resources" scheme option)`);
+function providersOf(config: EncryptionConfig, read: SchemeOptions): Provider[] {
+  const first = config.resources[0] as EncryptionConfig["resources"][number];
+  for (const entry of config.resources) {
+    if (signature(entry.providers) !== signature(first.providers)) {
+      read.fail(`the encryption config ${config.path} gives ${entry.resources.join(", ")} other providers than ${first.resources.join(", ")}; dbcrypt needs one provider list for all resources`);
     }
   }
-  return first.entry.providers;
+  return first.providers;
+}
+
+/** Every resource the file configures, for telling the operator which ones no walked table holds. */
+function resourcesOf(config: EncryptionConfig): string[] {
+  return config.resources.flatMap((entry) => entry.resources);
 }
 
 export interface ConfiguredKeys {
@@ -69,27 +72,33 @@ export const kubernetesFactory: SchemeFactory = {
   name: "k8s-encryption-config",
   summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity; kms recognised) as Obot stores them; key id = provider:key name from the prefix",
   create(options, origin): ValueScheme {
-    const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "resources", "allowAescbcWrites", "repairDoubleEncryption", "digests"]);
-    const resources = read.stringList("resources");
+    const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "allowAescbcWrites", "repairDoubleEncryption", "digests"]);
     const digests = read.record("digests");
+    const configured = new Set<string>();
     const byId = new Map<string, SchemeKey>();
     const origins = new Map<string, string>();
     // Opens what a first opening revealed to be another cell (obot#2767), only when asked to.
     const inner: InnerOpener = (plaintext, context) => innerCell(plaintext, context, byId, read.flag("repairDoubleEncryption"));
-    const keysOf = (config: EncryptionConfig, fingerprints: Map<string, string>): { keys: SchemeKey[]; first: Provider } => {
-      const providers = providersFor(config, resources, read);
-      const keys: SchemeKey[] = [];
+    // The prefix is the only key id a cell carries: one provider:name with two secrets, anywhere
+    // in either file, could not be told apart (and Helm's default name key0 invites it).
+    const remember = (key: SchemeKey, secretDigest: string, path: string): void => {
+      const seen = origins.get(key.id);
+      if (seen !== undefined && seen !== secretDigest) {
+        read.fail(`key ${key.id} appears with two different secrets (${path}); give the new key a new name, since the stored prefix is all that names it`);
+      }
+      origins.set(key.id, secretDigest);
+      if (!byId.has(key.id)) byId.set(key.id, key);
+    };
+    const keysOf = (config: EncryptionConfig): Provider => {
+      const providers = providersOf(config, read);
+      for (const resource of resourcesOf(config)) configured.add(resource);
       for (const provider of providers) {
-        if (provider.type === "identity") keys.push(new IdentityKey(inner));
+        if (provider.type === "identity") remember(new IdentityKey(inner), "identity", config.path);
         if (provider.type === "aesgcm" || provider.type === "aescbc" || provider.type === "secretbox") {
-          for (const key of provider.keys) {
-            const made = new ProviderKey(provider.type, key.name, key.secret, inner);
-            fingerprints.set(made.id, createHash("sha256").update(key.secret).digest("hex"));
-            keys.push(made);
-          }
+          for (const key of provider.keys) remember(new ProviderKey(provider.type, key.name, key.secret, inner), createHash("sha256").update(key.secret).digest("hex"), config.path);
         }
       }
-      return { keys, first: providers[0] as Provider };
+      return providers[0] as Provider;
     };
     const loaded: Record<string, string> = {};
     let writeKey: SchemeKey | undefined;
@@ -98,17 +107,7 @@ export const kubernetesFactory: SchemeFactory = {
       if (path === undefined) continue;
       const { config, digest } = loadConfig(path, digests[option], read);
       loaded[option] = digest;
-      const fingerprints = new Map<string, string>();
-      const { keys, first } = keysOf(config, fingerprints);
-      for (const key of keys) {
-        const seen = origins.get(key.id);
-        // The prefix is the only key id a cell carries: two secrets under one name cannot be told apart.
-        if (seen !== undefined && seen !== (fingerprints.get(key.id) ?? "identity")) {
-          read.fail(`key ${key.id} is in both encryption configs with different secrets; give the new key a new name (the stored prefix names it)`);
-        }
-        origins.set(key.id, fingerprints.get(key.id) ?? "identity");
-        if (!byId.has(key.id)) byId.set(key.id, key);
-      }
+      const first = keysOf(config);
       if (role === "new") {
         if (first.type === "kms") read.fail(`the new encryption config's first provider is kms (${first.name}); writing through a KMS plugin is not supported yet`);
         if (first.type === "aescbc" && !read.flag("allowAescbcWrites")) {
@@ -136,6 +135,7 @@ export const kubernetesFactory: SchemeFactory = {
       rewriteSpelling: (oldCell, opened, column) => (oldCell === null ? column : (opened ?? column)),
       optionalContextInputs: [AAD_INPUT, FLAG_INPUT],
       configuredKeys: () => configuredKeys,
+      configuredResources: () => [...configured],
       // File paths and digests only: the secrets are re-read from the files, never carried.
       options: { ...options, digests: { ...digests, ...loaded } },
     };

@@ -85,6 +85,8 @@ export interface ValueScheme {
    * rather than from --keys: what it can read with, and what it writes with.
    */
   configuredKeys?(): { read: SchemeKey[]; write: SchemeKey | undefined };
+  /** The resources those configurations cover (Kubernetes `resources`), to warn about any no walked table holds. */
+  configuredResources?(): string[];
   /** The options this instance was made with, so a worker thread can make the same one. */
   readonly options?: Readonly<Record<string, unknown>>;
 }
