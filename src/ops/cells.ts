@@ -41,10 +41,26 @@ export async function readCells(dialect: DatabaseReader, scheme: ValueScheme, ta
  * zero value does.
  */
 function withAdditionalData(aad: NonNullable<EncryptedTable["aad"]>, context: RowContext): RowContext {
-  const render = (template: string) => template.replace(/\{([^{}]+)\}/g, (_, name: string) => context[`column:${name}`] ?? "");
-  const rendered: Record<string, string | null> = { ...context, aad: render(aad.template) };
-  aad.fallbacks.forEach((template, index) => { rendered[`aad.${index + 1}`] = render(template); });
+  const rendered: Record<string, string | null> = { ...context, aad: render(compiled(aad.template), context) };
+  aad.fallbacks.forEach((template, index) => { rendered[`aad.${index + 1}`] = render(compiled(template), context); });
   return rendered;
+}
+
+/** A template as alternating literal text and column names, split once rather than per row. */
+const compiledTemplates = new Map<string, string[]>();
+function compiled(template: string): string[] {
+  let parts = compiledTemplates.get(template);
+  if (parts === undefined) {
+    parts = template.split(/\{([^{}]+)\}/);
+    compiledTemplates.set(template, parts);
+  }
+  return parts;
+}
+
+function render(parts: string[], context: RowContext): string {
+  let text = "";
+  for (let index = 0; index < parts.length; index++) text += index % 2 === 0 ? parts[index] : (context[`column:${parts[index]}`] ?? "");
+  return text;
 }
 
 function keyIdInValue(scheme: ValueScheme, value: string, row: BatchRow, identifyBy: Keyring | undefined): { keyId: string | null; format?: string } {

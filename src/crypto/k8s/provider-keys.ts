@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { NoncePool } from "../nonce-pool.js";
 import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
 import type { OpenResult, RowContext, SchemeKey } from "../schemes/value-scheme.js";
@@ -49,6 +50,11 @@ export function aadCandidates(context: RowContext | undefined): string[] {
   return [primary, ...fallbacks.filter((aad) => aad !== primary)];
 }
 
+/** Nonces and IVs drawn from pooled CSPRNG output, as Coder's cipher does (crypto/nonce-pool.ts). */
+const gcmNonces = new NoncePool(12);
+const cbcIvs = new NoncePool(16);
+const secretboxNonces = new NoncePool(24);
+
 /** Payload opener/sealer for one provider type, over one secret. */
 interface PayloadCipher {
   open(payload: Buffer, aad: string): Buffer | undefined;
@@ -72,7 +78,7 @@ function aesGcm(secret: Buffer): PayloadCipher {
       }
     },
     seal(plaintext, aad) {
-      const nonce = randomBytes(12);
+      const nonce = gcmNonces.next();
       const cipher = createCipheriv(algorithm, secret, nonce);
       cipher.setAAD(Buffer.from(aad, "utf8"));
       return Buffer.concat([nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
@@ -94,7 +100,7 @@ function aesCbc(secret: Buffer): PayloadCipher {
       }
     },
     seal(plaintext) {
-      const iv = randomBytes(16);
+      const iv = cbcIvs.next();
       const cipher = createCipheriv(algorithm, secret, iv);
       return Buffer.concat([iv, cipher.update(plaintext), cipher.final()]);
     },
@@ -114,7 +120,7 @@ function secretbox(secret: Buffer): PayloadCipher {
       }
     },
     seal(plaintext) {
-      const nonce = randomBytes(24);
+      const nonce = secretboxNonces.next();
       return Buffer.concat([nonce, xsalsa20poly1305(secret, nonce).encrypt(plaintext)]);
     },
   };

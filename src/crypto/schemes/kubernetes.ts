@@ -18,6 +18,8 @@ import type { OpenResult, RowContext, SchemeFactory, SchemeKey, ValueScheme } fr
 const PREFIXED = /^k8s:enc:(aesgcm|aescbc|secretbox):v1:([^:]+):/;
 const KMS_PREFIXED = /^k8s:enc:kms:(v1|v2):([^:]+):/;
 const STANDARD_BASE64_SHAPE = /^[A-Za-z0-9+/]*={0,2}$/;
+/** base64 of "k8s:en", the first six bytes of every prefixed cell, a whole number of base64 quanta. */
+const K8S_PREFIX_BASE64 = Buffer.from("k8s:en", "latin1").toString("base64");
 /** Base64 characters that cover the longest prefix a key id is read from (k8s:enc:… and a name). */
 const HEAD_CHARS = 4 * 64;
 /** Key ids for cells no configured key can be: they are counted and block a run, naming what they are. */
@@ -152,10 +154,13 @@ export function rowIsEncrypted(context: RowContext | undefined): boolean {
 function keyIdOfK8sCell(text: string, context: RowContext | undefined): string | undefined {
   if (!rowIsEncrypted(context) || text === "") return undefined;
   const cell = unwrapEnvelope(text).cell;
-  // The key id is in the first bytes: decode only those (the census and every batch read it),
-  // after a shape check of the whole cell; opening it decodes it strictly.
-  if (cell.length % 4 !== 0 || !STANDARD_BASE64_SHAPE.test(cell)) return NOT_BASE64_KEY_ID;
-  const head = Buffer.from(cell.slice(0, HEAD_CHARS), "base64").toString("latin1");
+  // The key id is in the first bytes: check and decode only those (the census and every batch
+  // read it); opening the cell decodes all of it strictly.
+  if (cell.length % 4 !== 0) return NOT_BASE64_KEY_ID;
+  const headText = cell.slice(0, HEAD_CHARS);
+  // Most cells start with base64("k8s:en…"); only the others (identity, corrupt) need the shape check.
+  if (!cell.startsWith(K8S_PREFIX_BASE64) && !STANDARD_BASE64_SHAPE.test(cell)) return NOT_BASE64_KEY_ID;
+  const head = Buffer.from(headText, "base64").toString("latin1");
   const match = PREFIXED.exec(head);
   if (match !== null) return `${match[1]}:${match[2]}`;
   const kms = KMS_PREFIXED.exec(head);
