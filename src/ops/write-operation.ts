@@ -8,7 +8,7 @@ import { runBatches, type BatchAction } from "./runner.js";
 import { DEFAULT_RETRY_POLICY } from "./batch-retry.js";
 import { KeysTableWriter } from "./keys-writer.js";
 import type { DbcryptError } from "../errors.js";
-import type { Keyring } from "../crypto/keyring.js";
+import { Keyring } from "../crypto/keyring.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -102,9 +102,12 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
   const keysRevoked: string[] = [];
   const keysKept: { keyId: string; reason: string }[] = [];
   if (!outcome.stoppedEarly && spec.revokeCandidates.length > 0) {
-    const after = await takeCensus(dialect, spec.schema, spec.keyring);
+    // Only the keys to revoke are tried where values carry no key id: the question is whether any
+    // value is still under one of them, and a value none of them opens is under none of them.
+    const candidates = new Keyring(undefined, spec.keyring.keys.filter((key) => spec.revokeCandidates.includes(key.id)));
+    const after = await takeCensus(dialect, spec.schema, candidates);
     for (const keyId of spec.revokeCandidates) {
-      const remaining = rowsUnderKey(after, keyId, spec.keyring);
+      const remaining = rowsUnderKey(after, keyId, candidates);
       if (remaining > 0) {
         const reason = `${remaining} value(s) still use it`;
         keysKept.push({ keyId, reason });
