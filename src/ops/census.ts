@@ -21,7 +21,7 @@ export interface Census {
 }
 
 /** Rows per read when a census has to read values (key ids inside them). */
-const CENSUS_SCAN_BATCH = 5000;
+const CENSUS_SCAN_BATCH = 1000;
 
 /**
  * `keyring` matters only where the scheme stores no key id: each value is then opened by trial to
