@@ -70,6 +70,25 @@ export class Keyring {
     return { key: undefined, reason };
   }
 
+  /**
+   * Which supplied key a cell is under, by authentication alone where a key can check that more
+   * cheaply than it decrypts (SchemeKey.verify): what a census needs.
+   */
+  identifyByTrial(cell: string, context: RowContext | undefined): { key: SchemeKey; format?: string } | undefined {
+    const contextKey = context === undefined ? "" : JSON.stringify(context);
+    const first = this.#lastOpenerByContext.get(contextKey);
+    for (const key of first === undefined ? this.#byId.values() : [first, ...[...this.#byId.values()].filter((candidate) => candidate !== first)]) {
+      const checked = key.verify?.(cell, context) ?? key.open(cell, context);
+      if (!checked.ok) continue;
+      if (first !== key) {
+        if (this.#lastOpenerByContext.size >= TRIAL_CACHE_ENTRIES) this.#lastOpenerByContext.clear();
+        this.#lastOpenerByContext.set(contextKey, key);
+      }
+      return checked.format === undefined ? { key } : { key, format: checked.format };
+    }
+    return undefined;
+  }
+
   /** Every key, primary first. */
   get keys(): SchemeKey[] {
     return [...this.#byId.values()];

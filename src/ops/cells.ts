@@ -67,7 +67,7 @@ function keyIdInValue(scheme: ValueScheme, value: string, row: BatchRow, identif
   if (scheme.keyIdSource !== "trial") return { keyId: scheme.keyIdOfCell?.(value, row.context) ?? null };
   if (!(scheme.looksSealed?.(value) ?? false)) return { keyId: null };
   if (identifyBy === undefined) return { keyId: TRIAL_KEY_ID };
-  const found = identifyBy.openByTrial(value, row.context);
-  if (found.key === undefined) return { keyId: UNIDENTIFIED_KEY_ID };
-  return found.opened.format === undefined ? { keyId: found.key.id } : { keyId: found.key.id, format: found.opened.format };
+  const found = identifyBy.identifyByTrial(value, row.context);
+  if (found === undefined) return { keyId: UNIDENTIFIED_KEY_ID };
+  return found.format === undefined ? { keyId: found.key.id } : { keyId: found.key.id, format: found.format };
 }

@@ -128,6 +128,28 @@ describe("aes256gcm-master (Company Agents)", () => {
   });
 });
 
+describe("secretbox tag check without decrypting", () => {
+  it("agrees with opening on valid, tampered, wrong-key and wrong-workspace cells", () => {
+    const scheme = schemeNamed("secretbox-workspace");
+    const key = scheme.keyFromBytes(MASTER_A);
+    for (let round = 0; round < 200; round++) {
+      const cell = Buffer.from(sealSecretbox(MASTER_A, WORKSPACE, `value ${round} ${"z".repeat(round % 50)}`), "base64");
+      const tampered = Buffer.from(cell);
+      const position = 24 + (round % (tampered.length - 24));
+      tampered[position] = (tampered[position] as number) ^ 1;
+      for (const [text, context, expected] of [
+        [cell.toString("base64"), { workspace: WORKSPACE }, true],
+        [tampered.toString("base64"), { workspace: WORKSPACE }, false],
+        [cell.toString("base64"), { workspace: "elsewhere" }, false],
+      ] as const) {
+        expect(key.verify?.(text, context).ok, `round ${round}`).toBe(expected);
+        expect(key.open(text, context).ok, `round ${round}`).toBe(expected);
+      }
+      expect(scheme.keyFromBytes(MASTER_B).verify?.(cell.toString("base64"), { workspace: WORKSPACE }).ok).toBe(false);
+    }
+  });
+});
+
 describe("trial decryption", () => {
   const scheme = schemeNamed("secretbox-workspace");
 
