@@ -91,7 +91,7 @@ describe("validateConfig rejects unknown keys, naming where", () => {
 
   it("lists the allowed keys for the level", () => {
     expect(rejection({ x: 1 }).message).toContain("(allowed: $schema, scheme, schemeOptions, preset, keysTable, tables)");
-    expect(rejection({ tables: { t: { x: 1 } } }).message).toContain("(allowed: exclude, rowKey, deletePolicy, setOnClear, columns, context, aad, aadFallback, rowFlag)");
+    expect(rejection({ tables: { t: { x: 1 } } }).message).toContain("(allowed: exclude, rowKey, deletePolicy, setOnClear, columns, context, aad, aadFallback, rowFlag, resource)");
     expect(rejection({ tables: { t: { columns: { c: { x: 1 } } } } }).message).toContain("(allowed: keyIdColumn, keepPlaintext, clearTo, exclude, cellFormat)");
   });
 });
