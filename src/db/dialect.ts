@@ -1,5 +1,6 @@
 import type { RowContext } from "../crypto/schemes/value-scheme.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
+import type { KeyPrefixes } from "./prefix-census-sql.js";
 
 /**
  * The interfaces ops and the runner see. Each database has exactly one implementation, and it is
@@ -44,7 +45,9 @@ export type BatchFilter =
   /** Rows with any encrypted value. */
   | { kind: "encrypted" }
   /** Every row (a census the database cannot take itself). */
-  | { kind: "all" };
+  | { kind: "all" }
+  /** Rows a prefix census (countByPrefix) did not account for: flagged unencrypted, or holding a value no key's prefix matches. */
+  | { kind: "unmatched"; keys: KeyPrefixes[] };
 
 export interface RowWrite {
   rowKey: RowKey;
@@ -98,6 +101,11 @@ export interface DatabaseReader {
   introspect(): Promise<CatalogTable[]>;
   census(table: EncryptedTable, column: EncryptedColumn): Promise<CensusGroup[]>;
   readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]>;
+  /**
+   * For each column whose key id is a prefix of its values: values per key (in rows whose flag is
+   * set, where the table has a flag) and NULLs in such rows, counted by the database in one scan.
+   */
+  countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]>;
   /** Worst replay lag of any replica, where the database has replicas to ask about (PostgreSQL). */
   replicaLagMs?: () => Promise<number>;
   close(): Promise<void>;

@@ -15,7 +15,8 @@ import {
   selectKeysSql,
 } from "./keys-table-sql.js";
 import { hasPlaintext, toCensusGroups } from "./census-groups.js";
-import { censusByKeySql, censusSql, deleteBatchSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
+import { censusByKeySql, censusSql, deleteBatchSql, prefixCensusPostgresSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
+import type { KeyPrefixes } from "./prefix-census-sql.js";
 import { quoteIdent } from "./identifiers.js";
 import {
   CATALOG_COLUMNS_SQL,
@@ -202,6 +203,17 @@ export class PostgresDialect implements Dialect {
       blanks: Number(row.blanks),
       emptyObjects: Number(row.empty_objects),
     });
+  }
+
+  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]> {
+    const counts: { byKey: number[]; nulls: number }[] = [];
+    for (const column of table.columns) {
+      const statement = prefixCensusPostgresSql(table, column, keys);
+      const result = await this.#queryArrays(statement.text, statement.values, `census ${tableLabel(table.ref)}.${column.column}`, { table: tableLabel(table.ref), column: column.column }, await this.#reader());
+      const cells = result.rows[0] ?? [];
+      counts.push({ nulls: Number(cells[0] ?? 0), byKey: keys.map((_, index) => Number(cells[index + 1] ?? 0)) });
+    }
+    return counts;
   }
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {

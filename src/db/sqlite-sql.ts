@@ -1,5 +1,6 @@
 import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
+import { prefixCensusSql, sqliteFlagSet, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
 import { quoteIdent } from "./identifiers.js";
 
 /**
@@ -17,6 +18,7 @@ function encryptedClause(keyIdColumn: string): string {
 
 function filterSql(table: EncryptedTable, filter: BatchFilter): string {
   if (filter.kind === "all") return "1";
+  if (filter.kind === "unmatched") return unmatchedFilterSql(table, filter.keys, sqliteFlagSet);
   // decrypt also clears the row flag of rows holding no value at all (Obot's `encrypted`).
   const flagged = filter.kind === "encrypted" && table.rowFlag !== undefined ? [`(CAST(${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'))`] : [];
   return [...table.columns
@@ -42,7 +44,8 @@ export function selectBatchSqlite(table: EncryptedTable, filter: BatchFilter, ha
   ];
   const where = [`(${filterSql(table, filter)})`];
   if (hasCursor) where.unshift(`(${rowKeyList(table)}) > (${table.rowKey.map((_, index) => `:k${index}`).join(", ")})`);
-  return `SELECT ${select.join(", ")} FROM ${tableName(table)} WHERE ${where.join(" AND ")} ORDER BY ${rowKeyList(table)} LIMIT :limit`;
+  // Aliased as t for the prefix-census filter; every other name is unqualified and resolves as before.
+  return `SELECT ${select.join(", ")} FROM ${tableName(table)} AS t WHERE ${where.join(" AND ")} ORDER BY ${rowKeyList(table)} LIMIT :limit`;
 }
 
 /**
@@ -104,4 +107,8 @@ export function censusSqlite(table: EncryptedTable, column: EncryptedColumn): st
 /** One row whose key has a NULL part, if any: such rows cannot be addressed by that key. */
 export function nullKeyProbeSqlite(table: string, columns: string[]): string {
   return `SELECT 1 FROM ${quoteIdent(table)} WHERE ${columns.map((column) => `${quoteIdent(column)} IS NULL`).join(" OR ")} LIMIT 1`;
+}
+
+export function prefixCensusSqlite(table: EncryptedTable, column: EncryptedColumn, keys: KeyPrefixes[]): string {
+  return prefixCensusSql(table, column, keys, tableName(table), sqliteFlagSet);
 }

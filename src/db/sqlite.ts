@@ -6,6 +6,7 @@ import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/mo
 import { tableLabel } from "../schema/model.js";
 import { toDbcryptError } from "./database-errors.js";
 import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
+import type { KeyPrefixes } from "./prefix-census-sql.js";
 import {
   createKeysTableSqliteSql,
   insertKeySql,
@@ -16,7 +17,7 @@ import {
 } from "./keys-table-sql.js";
 import { acquireLockFile } from "./lock-file.js";
 import { hasPlaintext, toCensusGroups } from "./census-groups.js";
-import { censusByKeySqlite, censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite } from "./sqlite-sql.js";
+import { censusByKeySqlite, censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite, prefixCensusSqlite } from "./sqlite-sql.js";
 
 export interface SqliteOptions {
   readOnly: boolean;
@@ -165,6 +166,13 @@ export class SqliteDialect implements Dialect {
     if (!hasPlaintext(counts)) return toCensusGroups(counts, undefined);
     const row = this.#run(() => this.#prepare(censusSqlite(table, column)).get(), doing, subject) as { rows: number; nulls: number; empties: number; blanks: number; empty_objects: number } | undefined;
     return toCensusGroups(counts, row && { rows: row.rows, nulls: row.nulls, empties: row.empties, blanks: row.blanks, emptyObjects: row.empty_objects });
+  }
+
+  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]> {
+    return table.columns.map((column) => {
+      const row = this.#run(() => this.#prepare(prefixCensusSqlite(table, column, keys)).raw(true).get() as unknown[], `census ${tableLabel(table.ref)}.${column.column}`, { table: tableLabel(table.ref), column: column.column });
+      return { nulls: Number(row[0] ?? 0), byKey: keys.map((_, index) => Number(row[index + 1] ?? 0)) };
+    });
   }
 
   async readBatch(table: EncryptedTable, filter: BatchFilter, after: RowKey | undefined, limit: number): Promise<BatchRow[]> {

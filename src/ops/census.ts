@@ -1,6 +1,7 @@
 import { Keyring, UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
-import type { CensusGroup, DatabaseReader, RowKey } from "../db/dialect.js";
+import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, RowKey } from "../db/dialect.js";
+import { matchesKeyPrefix } from "../db/prefix-census-sql.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
 import { isPlaintextField, readCells } from "./cells.js";
 import type { EncryptedColumn, EncryptedTable, PlaintextRule, SchemaPlan } from "../schema/model.js";
@@ -31,7 +32,7 @@ const CENSUS_SCAN_BATCH = 1000;
 export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyring: Keyring = Keyring.empty()): Promise<Census> {
   const columns: ColumnCensus[] = [];
   for (const table of plan.tables) {
-    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await scanCensus(dialect, plan.scheme, table, keyring) : undefined;
+    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await censusOfValues(dialect, plan.scheme, table, keyring) : undefined;
     for (const [index, column] of table.columns.entries()) {
       const groups = column.keyIdColumn === undefined ? (scanned?.[index] ?? []) : await dialect.census(table, column);
       columns.push(summarize(table, column, groups));
@@ -41,19 +42,62 @@ export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyr
 }
 
 /**
- * The census of columns whose key ids are inside the values, which the database cannot group by:
- * every row is read once, in keyset batches (memory stays flat), and the scheme names each
- * value's key. The plaintext counts follow the same rules as the SQL census (plaintext-rule.ts).
+ * Where key ids are prefixes of the values and the scheme can spell them out (Kubernetes), the
+ * database counts the values under each supplied key in one scan (db/prefix-census-sql.ts), and
+ * only the rows it could not account for (plaintext, identity, unknown keys) are read and named
+ * here. Otherwise every row is read.
  */
-async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring): Promise<CensusGroup[][]> {
+async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring): Promise<CensusGroup[][]> {
+  const keys = scheme.cellPrefixes === undefined ? [] : keyring.ids.flatMap((keyId) => {
+    const prefixes = scheme.cellPrefixes?.(keyId);
+    return prefixes === undefined ? [] : [{ keyId, prefixes }];
+  });
+  if (keys.length === 0) return scanCensus(dialect, scheme, table, keyring, { kind: "all" }, () => false);
+  const counted = await dialect.countByPrefix(table, keys);
+  // The same test as the SQL: a field of a row whose flag is set that is NULL or matches a key.
+  const countedBySql = (row: BatchRow, value: string | null) => rowFlagSet(table, row) && (value === null || keys.some((key) => matchesKeyPrefix(value, key)));
+  const rest = await scanCensus(dialect, scheme, table, keyring, { kind: "unmatched", keys }, countedBySql);
+  return rest.map((groups, index) => {
+    const column = counted[index] as { byKey: number[]; nulls: number };
+    const merged = new Map<string | null, CensusGroup>(groups.map((group) => [group.keyId, { ...group }]));
+    keys.forEach((key, keyIndex) => {
+      const rows = column.byKey[keyIndex] ?? 0;
+      if (rows === 0) return;
+      const group = merged.get(key.keyId) ?? { keyId: key.keyId, rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 };
+      group.rows += rows;
+      merged.set(key.keyId, group);
+    });
+    if (column.nulls > 0) {
+      const plaintext = merged.get(null) ?? { keyId: null, rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 };
+      plaintext.rows += column.nulls;
+      plaintext.nulls += column.nulls;
+      merged.set(null, plaintext);
+    }
+    return [...merged.values()];
+  });
+}
+
+function rowFlagSet(table: EncryptedTable, row: BatchRow): boolean {
+  if (table.rowFlag === undefined) return true;
+  const flag = row.context?.encrypted;
+  return flag === "true" || flag === "t" || flag === "1";
+}
+
+/**
+ * The census of columns whose key ids are inside the values, which the database cannot group by:
+ * every row `filter` selects is read once, in keyset batches (memory stays flat), and the scheme
+ * names each value's key; fields `skip` says were counted already are passed over. The plaintext
+ * counts follow the same rules as the SQL census (plaintext-rule.ts).
+ */
+async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring, filter: BatchFilter, skip: (row: BatchRow, value: string | null) => boolean): Promise<CensusGroup[][]> {
   const byColumn = table.columns.map(() => ({ keys: new Map<string, number>(), spellings: new Map<string, number>(), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
   let after: RowKey | undefined;
   for (;;) {
-    const rows = await readCells(dialect, scheme, table, { kind: "all" }, after, CENSUS_SCAN_BATCH, keyring);
+    const rows = await readCells(dialect, scheme, table, filter, after, CENSUS_SCAN_BATCH, keyring);
     for (const row of rows) {
       row.fields.forEach((field, index) => {
         const tally = byColumn[index];
-        if (tally === undefined) return;
+        if (tally === undefined || skip(row, field.value)) return;
         if (!isPlaintextField(field)) {
           tally.keys.set(field.keyId as string, (tally.keys.get(field.keyId as string) ?? 0) + 1);
           for (const token of scheme.spellingEvidence?.(field.value as string, field.format) ?? []) tally.spellings.set(token, (tally.spellings.get(token) ?? 0) + 1);

@@ -345,7 +345,7 @@ describe("SQLite builders", () => {
   const encrypted =
     "((NULLIF(\"oauth_access_token_key_id\", '') IS NOT NULL) OR (NULLIF(\"oauth_refresh_token_key_id\", '') IS NOT NULL))";
   const select =
-    'SELECT "user_id", "login_type", "oauth_access_token", "oauth_access_token_key_id", "oauth_refresh_token", "oauth_refresh_token_key_id" FROM "user_links" WHERE ';
+    'SELECT "user_id", "login_type", "oauth_access_token", "oauth_access_token_key_id", "oauth_refresh_token", "oauth_refresh_token_key_id" FROM "user_links" AS t WHERE ';
 
   it("selects the first batch not under a key", () => {
     expect(selectBatchSqlite(sqliteLinks, { kind: "not-under-key", keyId: "x" }, false)).toBe(
@@ -544,7 +544,7 @@ describe("builders for a column whose key id is inside the value", () => {
   });
 
   it("SQLite reads, writes and compares the value alone", () => {
-    expect(selectBatchSqlite(notesInValue, { kind: "encrypted" }, false)).toBe('SELECT "id", "secret", NULL FROM "notes" WHERE (("secret" IS NOT NULL)) ORDER BY "id" LIMIT :limit');
+    expect(selectBatchSqlite(notesInValue, { kind: "encrypted" }, false)).toBe('SELECT "id", "secret", NULL FROM "notes" AS t WHERE (("secret" IS NOT NULL)) ORDER BY "id" LIMIT :limit');
     expect(updateRowSqlite(notesInValue)).toBe('UPDATE "notes" SET "secret" = :nv0 WHERE "id" = :k0 AND "secret" IS :ov0');
   });
 

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { DbcryptError } from "../../errors.js";
 import { parseEncryptionConfig, readEncryptionConfigBytes, type EncryptionConfig, type Provider } from "../k8s/encryption-config.js";
-import { AAD_INPUT, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
+import { AAD_INPUT, ENVELOPE_FIELD, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
 import { SchemeOptions } from "./scheme-options.js";
-import type { OpenResult, RowContext, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
+import type { CellPrefix, OpenResult, RowContext, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
 
 /**
  * Kubernetes `EncryptionConfiguration` cells as Obot stores them in SQL (shared/reference/schemes.md
@@ -132,6 +132,7 @@ export const kubernetesFactory: SchemeFactory = {
         });
       },
       keyIdOfCell: (text, context) => keyIdOfK8sCell(text, context),
+      cellPrefixes: (keyId) => k8sCellPrefixes(keyId),
       spellingEvidence: (text) => [unwrapEnvelope(text).format],
       columnSpelling: (evidence) => [...evidence].sort((a, b) => b[1] - a[1])[0]?.[0],
       rewriteSpelling: (oldCell, opened, column) => (oldCell === null ? column : (opened ?? column)),
@@ -178,4 +179,34 @@ function innerCell(plaintext: Buffer, context: RowContext | undefined, keys: Map
   const key = keyId === undefined ? undefined : keys.get(keyId);
   if (key === undefined) return { ok: false, reason: `double-encrypted: the inner cell is under key ${keyId ?? "?"}, which was not supplied` };
   return key.open(nested, context);
+}
+
+const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * The base64 text every cell under `provider:name` starts with: the prefix's whole 3-byte groups
+ * exactly, then the characters of its last partial group, the final one of which also carries
+ * payload bits and so may be any of 4 or 16 characters. Bare, and inside Obot's JSON envelope.
+ */
+export function k8sCellPrefixes(keyId: string): CellPrefix[] | undefined {
+  const match = /^(aesgcm|aescbc|secretbox):([^:]+)$/.exec(keyId);
+  if (match === null) return undefined;
+  const prefix = Buffer.from(`${K8S_PREFIX}${match[1]}:v1:${match[2]}:`, "utf8");
+  const whole = prefix.length - (prefix.length % 3);
+  let literal = prefix.subarray(0, whole).toString("base64");
+  let next = "";
+  const rest = prefix.subarray(whole);
+  if (rest.length === 1) {
+    const byte = rest[0] as number;
+    literal += BASE64_ALPHABET[byte >> 2];
+    next = [...Array(16).keys()].map((payloadBits) => BASE64_ALPHABET[((byte & 3) << 4) | payloadBits]).join("");
+  } else if (rest.length === 2) {
+    const [first, second] = [rest[0] as number, rest[1] as number];
+    literal += `${BASE64_ALPHABET[first >> 2]}${BASE64_ALPHABET[((first & 3) << 4) | (second >> 4)]}`;
+    next = [...Array(4).keys()].map((payloadBits) => BASE64_ALPHABET[((second & 15) << 2) | payloadBits]).join("");
+  }
+  return [
+    { literal, next, form: "bare" },
+    { literal: `{"${ENVELOPE_FIELD}":"${literal}`, next, form: "json-envelope" },
+  ];
 }

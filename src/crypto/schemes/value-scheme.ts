@@ -27,6 +27,23 @@ export type OpenResult = { ok: true; plaintext: Buffer; format?: string } | { ok
  */
 export type RowContext = Readonly<Record<string, string | null>>;
 
+/**
+ * Text every cell under one key starts with, exactly: `literal`, then one of `next` (the partial
+ * base64 character the key's prefix shares with the payload; "" when there is none), with the
+ * whole value a multiple of four characters ("bare") or Obot's JSON envelope around such a cell.
+ * Lets the database count values per key for schemes whose key id is a prefix of the value.
+ */
+export interface CellPrefix {
+  literal: string;
+  next: string;
+  form: "bare" | "json-envelope";
+}
+
+export interface KeyPrefixes {
+  keyId: string;
+  prefixes: CellPrefix[];
+}
+
 /** Thrown by seal when a row cannot be given a key (its workspace id is NULL); the message names no value. */
 export class RowKeyUnavailable extends Error {}
 
@@ -84,6 +101,8 @@ export interface ValueScheme {
   rewriteSpelling?(oldCell: string | null, opened: string | undefined, column: string | undefined): string | undefined;
   /** Names of the RowContext inputs every cell needs (the config maps each to a column). */
   readonly contextInputs?: readonly string[];
+  /** For keyIdSource prefix: the exact text prefixes of cells under this key id, if the scheme can say. */
+  cellPrefixes?(keyId: string): CellPrefix[] | undefined;
   /** Inputs the scheme uses when a table provides them (Kubernetes' additional data, Obot's row flag). */
   readonly optionalContextInputs?: readonly string[];
   /**
