@@ -27,12 +27,13 @@ const CENSUS_SCAN_BATCH = 1000;
 /**
  * `keyring` matters only where the scheme stores no key id: each value is then opened by trial to
  * learn its key, and one no supplied key opens counts under UNIDENTIFIED_KEY_ID (without keys,
- * every encrypted value does).
+ * every encrypted value does). `countedKeyIds` are the keys the database may count by value
+ * prefix, where the scheme allows (all of the keyring's by default).
  */
-export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyring: Keyring = Keyring.empty()): Promise<Census> {
+export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyring: Keyring = Keyring.empty(), countedKeyIds: readonly string[] = keyring.ids): Promise<Census> {
   const columns: ColumnCensus[] = [];
   for (const table of plan.tables) {
-    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await censusOfValues(dialect, plan.scheme, table, keyring) : undefined;
+    const scanned = table.columns.some((column) => column.keyIdColumn === undefined) ? await censusOfValues(dialect, plan.scheme, table, keyring, countedKeyIds) : undefined;
     for (const [index, column] of table.columns.entries()) {
       const groups = column.keyIdColumn === undefined ? (scanned?.[index] ?? []) : await dialect.census(table, column);
       columns.push(summarize(table, column, groups));
@@ -47,8 +48,8 @@ export async function takeCensus(dialect: DatabaseReader, plan: SchemaPlan, keyr
  * only the rows it could not account for (plaintext, identity, unknown keys) are read and named
  * here. Otherwise every row is read.
  */
-async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring): Promise<CensusGroup[][]> {
-  const keys = scheme.cellPrefixes === undefined ? [] : keyring.ids.flatMap((keyId) => {
+async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring, countedKeyIds: readonly string[]): Promise<CensusGroup[][]> {
+  const keys = scheme.cellPrefixes === undefined ? [] : countedKeyIds.flatMap((keyId) => {
     const prefixes = scheme.cellPrefixes?.(keyId);
     return prefixes === undefined ? [] : [{ keyId, prefixes }];
   });

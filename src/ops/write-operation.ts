@@ -105,7 +105,7 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
     // Only the keys to revoke are tried where values carry no key id: the question is whether any
     // value is still under one of them, and a value none of them opens is under none of them.
     const candidates = new Keyring(undefined, spec.keyring.keys.filter((key) => spec.revokeCandidates.includes(key.id)));
-    const after = await takeCensus(dialect, spec.schema, candidates);
+    const after = await takeCensus(dialect, spec.schema, candidates, spec.keyring.ids);
     for (const keyId of spec.revokeCandidates) {
       const remaining = rowsUnderKey(after, keyId, candidates);
       if (remaining > 0) {
