@@ -87,6 +87,13 @@ export interface CensusGroup {
   emptyObjects: number;
 }
 
+/** One column's prefix census: values per key (in keys' order), NULLs, and matches per cell form. */
+export interface PrefixCounts {
+  byKey: number[];
+  nulls: number;
+  forms: { bare: number; "json-envelope": number };
+}
+
 export interface RunLock {
   release(): Promise<void>;
 }
@@ -105,7 +112,7 @@ export interface DatabaseReader {
    * For each column whose key id is a prefix of its values: values per key (in rows whose flag is
    * set, where the table has a flag) and NULLs in such rows, counted by the database in one scan.
    */
-  countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]>;
+  countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<PrefixCounts[]>;
   /** Worst replay lag of any replica, where the database has replicas to ask about (PostgreSQL). */
   replicaLagMs?: () => Promise<number>;
   close(): Promise<void>;

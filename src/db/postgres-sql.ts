@@ -1,6 +1,6 @@
 import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
-import { postgresFlagSet, prefixCensusSql, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
+import { postgresPrefixSql, prefixCensusSql, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
 import { qualifiedTable, quoteIdent } from "./identifiers.js";
 
 /**
@@ -23,7 +23,7 @@ function isPlaintextKeyId(keyIdExpr: string): string {
 
 function filterSql(table: EncryptedTable, filter: BatchFilter, keyIdParam: string): string {
   if (filter.kind === "all") return "TRUE";
-  if (filter.kind === "unmatched") return unmatchedFilterSql(table, filter.keys, postgresFlagSet);
+  if (filter.kind === "unmatched") return unmatchedFilterSql(table, filter.keys, postgresPrefixSql);
   const perColumn = table.columns.map((column) => {
     const value = `t.${quoteIdent(column.column)}`;
     if (column.keyIdColumn === undefined) return `${value} IS NOT NULL`;
@@ -172,5 +172,5 @@ export function censusSql(table: EncryptedTable, column: EncryptedColumn): SqlSt
 }
 
 export function prefixCensusPostgresSql(table: EncryptedTable, column: EncryptedColumn, keys: KeyPrefixes[]): SqlStatement {
-  return { text: prefixCensusSql(table, column, keys, qualifiedTable(table), postgresFlagSet), values: [] };
+  return { text: prefixCensusSql(table, column, keys, qualifiedTable(table), postgresPrefixSql), values: [] };
 }

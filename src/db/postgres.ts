@@ -5,7 +5,7 @@ import { DbcryptError, type ErrorSubject } from "../errors.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { normalizeDatabaseError, toDbcryptError, withDriverFields } from "./database-errors.js";
-import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
+import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, PrefixCounts, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
 import {
   createKeysTablePostgresSql,
   insertKeySql,
@@ -205,13 +205,13 @@ export class PostgresDialect implements Dialect {
     });
   }
 
-  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]> {
-    const counts: { byKey: number[]; nulls: number }[] = [];
+  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<PrefixCounts[]> {
+    const counts: PrefixCounts[] = [];
     for (const column of table.columns) {
       const statement = prefixCensusPostgresSql(table, column, keys);
       const result = await this.#queryArrays(statement.text, statement.values, `census ${tableLabel(table.ref)}.${column.column}`, { table: tableLabel(table.ref), column: column.column }, await this.#reader());
       const cells = result.rows[0] ?? [];
-      counts.push({ nulls: Number(cells[0] ?? 0), byKey: keys.map((_, index) => Number(cells[index + 1] ?? 0)) });
+      counts.push({ nulls: Number(cells[0] ?? 0), forms: { bare: Number(cells[1] ?? 0), "json-envelope": Number(cells[2] ?? 0) }, byKey: keys.map((_, index) => Number(cells[index + 3] ?? 0)) });
     }
     return counts;
   }

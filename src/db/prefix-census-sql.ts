@@ -8,54 +8,84 @@ import { quoteIdent } from "./identifiers.js";
  * last, partial character, so `substr(value, 1, n) = literal AND substr(value, n + 1, 1) IN
  * (next…)` holds exactly for the cells under that key. Values under keys with no pattern, and the
  * plaintext of rows flagged unencrypted, are left to the row scan (BatchFilter "unmatched").
- * The same text serves PostgreSQL and SQLite; only the row flag's spelling differs.
+ * The rest of the cell must be base64 characters only (so no second JSON field, no character whose
+ * length differs between SQL and JavaScript). The same text serves PostgreSQL and SQLite; the row
+ * flag's spelling and the character test differ (DialectPrefixSql).
  */
 export type { CellPrefix, KeyPrefixes };
 
 const ENVELOPE_OPEN = '{"_obot_encrypted_env":"';
 const ENVELOPE_CLOSE = '"}';
+const NOT_BASE64_CHARACTER = /[^A-Za-z0-9+/=]/;
 
 /** A string literal; ours are base64 and the envelope's own text, quoted defensively all the same. */
 function sqlString(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-function prefixClause(value: string, prefix: CellPrefix): string {
+/** What differs between the databases: the row flag (NULL counts as unset) and "only base64 characters". */
+export interface DialectPrefixSql {
+  flagSet(table: EncryptedTable): string;
+  onlyBase64(expression: string): string;
+}
+
+export const postgresPrefixSql: DialectPrefixSql = {
+  flagSet: (table) => (table.rowFlag === undefined ? "TRUE" : `coalesce(t.${quoteIdent(table.rowFlag)}::text IN ('true', 't', '1'), FALSE)`),
+  onlyBase64: (expression) => `(${expression} !~ '[^A-Za-z0-9+/=]')`,
+};
+
+export const sqlitePrefixSql: DialectPrefixSql = {
+  flagSet: (table) => (table.rowFlag === undefined ? "1" : `coalesce(CAST(t.${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'), 0)`),
+  onlyBase64: (expression) => `(NOT (${expression} GLOB '*[^A-Za-z0-9+/=]*'))`,
+};
+
+const ENVELOPE_EXTRA = ENVELOPE_OPEN.length + ENVELOPE_CLOSE.length;
+
+function prefixClause(value: string, prefix: CellPrefix, dialect: DialectPrefixSql): string {
   const n = prefix.literal.length;
   const clauses = [`substr(${value}, 1, ${n}) = ${sqlString(prefix.literal)}`];
   if (prefix.next !== "") clauses.push(`substr(${value}, ${n + 1}, 1) IN (${[...prefix.next].map(sqlString).join(", ")})`);
-  if (prefix.form === "bare") clauses.push(`length(${value}) % 4 = 0`);
-  else clauses.push(`(length(${value}) - ${ENVELOPE_OPEN.length + ENVELOPE_CLOSE.length}) % 4 = 0`, `substr(${value}, length(${value}) - 1, 2) = ${sqlString(ENVELOPE_CLOSE)}`);
+  if (prefix.form === "bare") clauses.push(`length(${value}) % 4 = 0`, dialect.onlyBase64(value));
+  else {
+    clauses.push(
+      `(length(${value}) - ${ENVELOPE_EXTRA}) % 4 = 0`,
+      `substr(${value}, length(${value}) - 1, 2) = ${sqlString(ENVELOPE_CLOSE)}`,
+      dialect.onlyBase64(`substr(${value}, ${ENVELOPE_OPEN.length + 1}, length(${value}) - ${ENVELOPE_EXTRA})`),
+    );
+  }
   return `(${clauses.join(" AND ")})`;
 }
 
-export function keyClause(value: string, key: KeyPrefixes): string {
-  return key.prefixes.length === 0 ? "FALSE" : `(${key.prefixes.map((prefix) => prefixClause(value, prefix)).join(" OR ")})`;
+export function keyClause(value: string, key: KeyPrefixes, dialect: DialectPrefixSql): string {
+  return key.prefixes.length === 0 ? "FALSE" : `(${key.prefixes.map((prefix) => prefixClause(value, prefix, dialect)).join(" OR ")})`;
 }
 
-/** The row flag is set (a table without one: every row's values are cells). */
-export type FlagSql = (table: EncryptedTable) => string;
-export const postgresFlagSet: FlagSql = (table) => (table.rowFlag === undefined ? "TRUE" : `(t.${quoteIdent(table.rowFlag)}::text IN ('true', 't', '1'))`);
-export const sqliteFlagSet: FlagSql = (table) => (table.rowFlag === undefined ? "1" : `(CAST(t.${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'))`);
+/** Matches of any key in the one cell form (for the column's spelling, which the scan cannot see). */
+function formClause(value: string, keys: KeyPrefixes[], form: CellPrefix["form"], dialect: DialectPrefixSql): string {
+  const prefixes = keys.flatMap((key) => key.prefixes.filter((prefix) => prefix.form === form));
+  return prefixes.length === 0 ? "FALSE" : `(${prefixes.map((prefix) => prefixClause(value, prefix, dialect)).join(" OR ")})`;
+}
 
-/** Counts per key, and NULLs in rows whose flag is set: columns n, k0, k1, … */
-export function prefixCensusSql(table: EncryptedTable, column: EncryptedColumn, keys: KeyPrefixes[], from: string, flagSet: FlagSql): string {
+/** Counts: NULLs in rows whose flag is set, bare and enveloped matches, then per key: columns n, bare, envelope, k0, k1, … */
+export function prefixCensusSql(table: EncryptedTable, column: EncryptedColumn, keys: KeyPrefixes[], from: string, dialect: DialectPrefixSql): string {
   const value = `t.${quoteIdent(column.column)}`;
-  const flag = flagSet(table);
+  const flag = dialect.flagSet(table);
   const counts = [
     `sum(CASE WHEN ${flag} AND ${value} IS NULL THEN 1 ELSE 0 END) AS n`,
-    ...keys.map((key, index) => `sum(CASE WHEN ${flag} AND ${keyClause(value, key)} THEN 1 ELSE 0 END) AS k${index}`),
+    `sum(CASE WHEN ${flag} AND ${formClause(value, keys, "bare", dialect)} THEN 1 ELSE 0 END) AS bare`,
+    `sum(CASE WHEN ${flag} AND ${formClause(value, keys, "json-envelope", dialect)} THEN 1 ELSE 0 END) AS envelope`,
+    ...keys.map((key, index) => `sum(CASE WHEN ${flag} AND ${keyClause(value, key, dialect)} THEN 1 ELSE 0 END) AS k${index}`),
   ];
   return `SELECT ${counts.join(", ")} FROM ${from} AS t`;
 }
 
 /** Rows the prefix census did not account for: flagged unencrypted, or holding a value no pattern matches. */
-export function unmatchedFilterSql(table: EncryptedTable, keys: KeyPrefixes[], flagSet: FlagSql): string {
+export function unmatchedFilterSql(table: EncryptedTable, keys: KeyPrefixes[], dialect: DialectPrefixSql): string {
   const perColumn = table.columns.map((column) => {
     const value = `t.${quoteIdent(column.column)}`;
-    return `(${value} IS NOT NULL AND NOT (${keys.map((key) => keyClause(value, key)).join(" OR ") || "FALSE"}))`;
+    return `(${value} IS NOT NULL AND NOT (${keys.map((key) => keyClause(value, key, dialect)).join(" OR ") || "FALSE"}))`;
   });
-  return [`NOT ${flagSet(table)}`, ...perColumn].join(" OR ");
+  return [`NOT ${dialect.flagSet(table)}`, ...perColumn].join(" OR ");
 }
 
 /** The same test in JavaScript, for the fields of the unmatched rows the scan must not count twice. */
@@ -63,7 +93,7 @@ export function matchesKeyPrefix(value: string, key: KeyPrefixes): boolean {
   return key.prefixes.some((prefix) => {
     if (!value.startsWith(prefix.literal)) return false;
     if (prefix.next !== "" && !prefix.next.includes(value.charAt(prefix.literal.length))) return false;
-    if (prefix.form === "bare") return value.length % 4 === 0;
-    return (value.length - ENVELOPE_OPEN.length - ENVELOPE_CLOSE.length) % 4 === 0 && value.endsWith(ENVELOPE_CLOSE);
+    if (prefix.form === "bare") return value.length % 4 === 0 && !NOT_BASE64_CHARACTER.test(value);
+    return (value.length - ENVELOPE_EXTRA) % 4 === 0 && value.endsWith(ENVELOPE_CLOSE) && !NOT_BASE64_CHARACTER.test(value.slice(ENVELOPE_OPEN.length, value.length - ENVELOPE_CLOSE.length));
   });
 }

@@ -1,6 +1,6 @@
 import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../schema/model.js";
 import type { BatchFilter } from "./dialect.js";
-import { prefixCensusSql, sqliteFlagSet, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
+import { prefixCensusSql, sqlitePrefixSql, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
 import { quoteIdent } from "./identifiers.js";
 
 /**
@@ -18,7 +18,7 @@ function encryptedClause(keyIdColumn: string): string {
 
 function filterSql(table: EncryptedTable, filter: BatchFilter): string {
   if (filter.kind === "all") return "1";
-  if (filter.kind === "unmatched") return unmatchedFilterSql(table, filter.keys, sqliteFlagSet);
+  if (filter.kind === "unmatched") return unmatchedFilterSql(table, filter.keys, sqlitePrefixSql);
   // decrypt also clears the row flag of rows holding no value at all (Obot's `encrypted`).
   const flagged = filter.kind === "encrypted" && table.rowFlag !== undefined ? [`(CAST(${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'))`] : [];
   return [...table.columns
@@ -110,5 +110,5 @@ export function nullKeyProbeSqlite(table: string, columns: string[]): string {
 }
 
 export function prefixCensusSqlite(table: EncryptedTable, column: EncryptedColumn, keys: KeyPrefixes[]): string {
-  return prefixCensusSql(table, column, keys, tableName(table), sqliteFlagSet);
+  return prefixCensusSql(table, column, keys, tableName(table), sqlitePrefixSql);
 }

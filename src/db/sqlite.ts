@@ -5,7 +5,7 @@ import { DbcryptError, type ErrorSubject } from "../errors.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { toDbcryptError } from "./database-errors.js";
-import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
+import type { BatchFilter, BatchRow, CensusGroup, Dialect, KeyRow, PrefixCounts, RowKey, RowWrite, RunLock, WriteOutcome } from "./dialect.js";
 import type { KeyPrefixes } from "./prefix-census-sql.js";
 import {
   createKeysTableSqliteSql,
@@ -168,10 +168,10 @@ export class SqliteDialect implements Dialect {
     return toCensusGroups(counts, row && { rows: row.rows, nulls: row.nulls, empties: row.empties, blanks: row.blanks, emptyObjects: row.empty_objects });
   }
 
-  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<{ byKey: number[]; nulls: number }[]> {
+  async countByPrefix(table: EncryptedTable, keys: KeyPrefixes[]): Promise<PrefixCounts[]> {
     return table.columns.map((column) => {
       const row = this.#run(() => this.#prepare(prefixCensusSqlite(table, column, keys)).raw(true).get() as unknown[], `census ${tableLabel(table.ref)}.${column.column}`, { table: tableLabel(table.ref), column: column.column });
-      return { nulls: Number(row[0] ?? 0), byKey: keys.map((_, index) => Number(row[index + 1] ?? 0)) };
+      return { nulls: Number(row[0] ?? 0), forms: { bare: Number(row[1] ?? 0), "json-envelope": Number(row[2] ?? 0) }, byKey: keys.map((_, index) => Number(row[index + 3] ?? 0)) };
     });
   }
 

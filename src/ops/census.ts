@@ -1,6 +1,6 @@
 import { Keyring, UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
-import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, RowKey } from "../db/dialect.js";
+import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, PrefixCounts, RowKey } from "../db/dialect.js";
 import { matchesKeyPrefix } from "../db/prefix-census-sql.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
 import { isPlaintextField, readCells } from "./cells.js";
@@ -53,13 +53,15 @@ async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, tabl
     const prefixes = scheme.cellPrefixes?.(keyId);
     return prefixes === undefined ? [] : [{ keyId, prefixes }];
   });
-  if (keys.length === 0) return scanCensus(dialect, scheme, table, keyring, { kind: "all" }, () => false);
+  if (keys.length === 0) return scanCensus(dialect, scheme, table, keyring, { kind: "all" }, () => false, []);
   const counted = await dialect.countByPrefix(table, keys);
   // The same test as the SQL: a field of a row whose flag is set that is NULL or matches a key.
   const countedBySql = (row: BatchRow, value: string | null) => rowFlagSet(table, row) && (value === null || keys.some((key) => matchesKeyPrefix(value, key)));
-  const rest = await scanCensus(dialect, scheme, table, keyring, { kind: "unmatched", keys }, countedBySql);
+  // The cells the database counted still tell the column's spelling (bare or enveloped).
+  const spellings = counted.map((column) => new Map(Object.entries(column.forms).filter(([, count]) => count > 0)));
+  const rest = await scanCensus(dialect, scheme, table, keyring, { kind: "unmatched", keys }, countedBySql, spellings);
   return rest.map((groups, index) => {
-    const column = counted[index] as { byKey: number[]; nulls: number };
+    const column = counted[index] as PrefixCounts;
     const merged = new Map<string | null, CensusGroup>(groups.map((group) => [group.keyId, { ...group }]));
     keys.forEach((key, keyIndex) => {
       const rows = column.byKey[keyIndex] ?? 0;
@@ -80,6 +82,7 @@ async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, tabl
 
 function rowFlagSet(table: EncryptedTable, row: BatchRow): boolean {
   if (table.rowFlag === undefined) return true;
+  // NULL counts as unset, as the SQL's coalesce says.
   const flag = row.context?.encrypted;
   return flag === "true" || flag === "t" || flag === "1";
 }
@@ -90,8 +93,16 @@ function rowFlagSet(table: EncryptedTable, row: BatchRow): boolean {
  * names each value's key; fields `skip` says were counted already are passed over. The plaintext
  * counts follow the same rules as the SQL census (plaintext-rule.ts).
  */
-async function scanCensus(dialect: DatabaseReader, scheme: ValueScheme, table: EncryptedTable, keyring: Keyring, filter: BatchFilter, skip: (row: BatchRow, value: string | null) => boolean): Promise<CensusGroup[][]> {
-  const byColumn = table.columns.map(() => ({ keys: new Map<string, number>(), spellings: new Map<string, number>(), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
+async function scanCensus(
+  dialect: DatabaseReader,
+  scheme: ValueScheme,
+  table: EncryptedTable,
+  keyring: Keyring,
+  filter: BatchFilter,
+  skip: (row: BatchRow, value: string | null) => boolean,
+  spellingsCounted: Map<string, number>[],
+): Promise<CensusGroup[][]> {
+  const byColumn = table.columns.map((_, index) => ({ keys: new Map<string, number>(), spellings: new Map(spellingsCounted[index] ?? []), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
   let after: RowKey | undefined;
   for (;;) {
     const rows = await readCells(dialect, scheme, table, filter, after, CENSUS_SCAN_BATCH, keyring);

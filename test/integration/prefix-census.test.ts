@@ -16,7 +16,8 @@ import { k8sKey, sealK8s } from "../support/k8s-crypto.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 
 // Names of lengths 1..6 put the prefix's end at every position in a base64 quantum.
-const keys = ["a", "ab", "key", "key0", "key01", "key012"].map((name, index) => k8sKey(index % 2 === 0 ? "aesgcm" : "secretbox", name));
+// A name too long for the first bytes a key id is read from, and a name that is not ASCII.
+const keys = ["a", "ab", "key", "key0", "key01", "key012", "k".repeat(200), "schlüssel"].map((name, index) => k8sKey(index % 2 === 0 ? "aesgcm" : "secretbox", name));
 
 describe("Kubernetes cell prefixes", () => {
   it("match exactly the cells under their key, bare and in Obot's envelope", () => {
@@ -49,12 +50,12 @@ describe.each(ENGINE_KINDS)("the prefix census equals the row-by-row census on %
     database = await createTestDatabase(kind, "prefix_census");
     db = await openTestDb(database.target);
     await db.exec("CREATE TABLE dbcrypt_keys (number integer PRIMARY KEY, active_key_digest text UNIQUE, revoked_key_digest text UNIQUE, created_at text, revoked_at text, test text NOT NULL)");
-    await db.exec("CREATE TABLE properties (key text PRIMARY KEY, encrypted boolean NOT NULL, value text, other text)");
+    await db.exec("CREATE TABLE properties (key text PRIMARY KEY, encrypted boolean, value text, other text)");
     const flag = (on: boolean) => (kind === "postgres" ? on : on ? 1 : 0);
     let id = 0;
-    const insert = async (encrypted: boolean, value: string | null, other: string | null) => {
+    const insert = async (encrypted: boolean | null, value: string | null, other: string | null) => {
       id++;
-      await db.query("INSERT INTO properties (key, encrypted, value, other) VALUES ($1, $2, $3, $4)", [`p${String(id).padStart(4, "0")}`, flag(encrypted), value, other]);
+      await db.query("INSERT INTO properties (key, encrypted, value, other) VALUES ($1, $2, $3, $4)", [`p${String(id).padStart(4, "0")}`, encrypted === null ? null : flag(encrypted), value, other]);
     };
     for (const [index, key] of keys.entries()) {
       for (let round = 0; round < 5 + index; round++) {
@@ -68,6 +69,13 @@ describe.each(ENGINE_KINDS)("the prefix census equals the row-by-row census on %
     await insert(true, "not base64 at all", null);
     await insert(true, sealK8s(keys[0]!, "x", "").slice(0, -1), null);
     await insert(true, null, null);
+    // A NULL flag means unencrypted, as in JavaScript; the values then count as plaintext.
+    await insert(null, sealK8s(keys[1]!, "flag unknown", ""), null);
+    await insert(null, null, null);
+    // Text the prefix matches but the rest is not a cell: a second JSON field, a non-base64 tail.
+    const cell = sealK8s(keys[2]!, "y", "");
+    await insert(true, `{"_obot_encrypted_env":"${cell}","x":"${cell.slice(0, 4)}"}`, null);
+    await insert(true, `${cell.slice(0, -4)}ü==`, null);
     dialect = database.target.kind === "postgres"
       ? await PostgresDialect.connect(database.target.url, "dbcrypt_keys", { command: "test" })
       : SqliteDialect.open(database.target.path, "dbcrypt_keys", { readOnly: true, busyTimeoutMs: 2_000 });
@@ -101,12 +109,16 @@ describe.each(ENGINE_KINDS)("the prefix census equals the row-by-row census on %
     const bySql = await takeCensus(counting, plan, supplied);
     const readBySql = rowsRead;
     rowsRead = 0;
-    const byRows = await takeCensus(counting, { ...plan, scheme: { ...plan.scheme, cellPrefixes: undefined } }, supplied);
-    expect(readBySql, "rows read when the database counts").toBe(4 + 3 + 3);
-    expect(rowsRead, "rows read one by one").toBe(56);
+    // A plan of its own, so the spelling each census learns is its own.
+    const rowsPlan = planSchema(await dialect.introspect(), config, "dbcrypt_keys");
+    const byRows = await takeCensus(counting, { ...rowsPlan, scheme: { ...rowsPlan.scheme, cellPrefixes: undefined } }, supplied);
+    expect(readBySql, "rows read when the database counts").toBe(4 + 3 + 3 + 2 + 2);
+    expect(rowsRead, "rows read one by one").toBe(keys.reduce((sum, _, index) => sum + 5 + index, 0) + 4 + 3 + 4 + 4);
+    expect(plan.tables[0]?.columns.map((column) => column.spelling)).toEqual(rowsPlan.tables[0]?.columns.map((column) => column.spelling));
     const shape = (census: typeof bySql) => census.columns.map((column) => ({ column: column.label, encrypted: Object.fromEntries([...column.encryptedByKeyId].sort()), plaintext: column.plaintext }));
     expect(shape(bySql)).toEqual(shape(byRows));
     const value = shape(bySql).find((column) => column.column === "properties.value");
     expect(Object.keys(value?.encrypted ?? {}).sort()).toEqual([...keys.map((key) => `${key.provider}:${key.name}`), "identity", "kms:v2:aws-kms", "not-base64"].sort());
+    expect(value?.plaintext).toMatchObject({ nulls: 2, total: 3 + 2 + 1 });
   });
 });

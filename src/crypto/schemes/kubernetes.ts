@@ -18,6 +18,7 @@ import type { CellPrefix, OpenResult, RowContext, SchemeFactory, SchemeKey, Valu
 const PREFIXED = /^k8s:enc:(aesgcm|aescbc|secretbox):v1:([^:]+):/;
 const KMS_PREFIXED = /^k8s:enc:kms:(v1|v2):([^:]+):/;
 const STANDARD_BASE64_SHAPE = /^[A-Za-z0-9+/]*={0,2}$/;
+const NON_ASCII = /[^\x00-\x7f]/;
 /** base64 of "k8s:en", the first six bytes of every prefixed cell, a whole number of base64 quanta. */
 const K8S_PREFIX_BASE64 = Buffer.from("k8s:en", "latin1").toString("base64");
 /** Base64 characters that cover the longest prefix a key id is read from (k8s:enc:… and a name). */
@@ -162,12 +163,22 @@ function keyIdOfK8sCell(text: string, context: RowContext | undefined): string |
   // Most cells start with base64("k8s:en…"); only the others (identity, corrupt) need the shape check.
   if (!cell.startsWith(K8S_PREFIX_BASE64) && !STANDARD_BASE64_SHAPE.test(cell)) return NOT_BASE64_KEY_ID;
   const head = Buffer.from(headText, "base64").toString("latin1");
-  const match = PREFIXED.exec(head);
+  const ascii = PREFIXED.exec(head);
+  const match = ascii !== null && !NON_ASCII.test(ascii[2] as string) ? ascii : longNamePrefix(cell, head);
   if (match !== null) return `${match[1]}:${match[2]}`;
   const kms = KMS_PREFIXED.exec(head);
   if (kms !== null) return `kms:${kms[1]}:${kms[2]}`;
   if (head.startsWith(K8S_PREFIX)) return "k8s-unknown-provider";
   return "identity";
+}
+
+/**
+ * A key name too long for the head, or not ASCII: the prefix read as UTF-8 from as much of the
+ * cell as it takes (key names are UTF-8 in the YAML the prefix was written from).
+ */
+function longNamePrefix(cell: string, head: string): RegExpExecArray | null {
+  if (!head.startsWith("k8s:enc:aes") && !head.startsWith("k8s:enc:secretbox")) return null;
+  return PREFIXED.exec(Buffer.from(cell.slice(0, 4 * 1024), "base64").toString("utf8"));
 }
 
 function innerCell(plaintext: Buffer, context: RowContext | undefined, keys: Map<string, SchemeKey>, repair: boolean): OpenResult | undefined {
