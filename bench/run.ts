@@ -314,14 +314,7 @@ class Bench {
       note: `${target.shape.table}, --preset ${target.shape.preset}; whole process as above`,
     });
     await target.settle();
-    const run = await this.rotateApp(dataset);
-    measurement.ms[round] = run.wallMs;
-    measurement.rssKiB[round] = run.peakRssKiB;
-    measurement.rssAnonKiB[round] = run.largestRss?.anon;
-    measurement.rssFileKiB[round] = run.largestRss === undefined ? undefined : run.largestRss.file + run.largestRss.shmem;
-    measurement.cpuMs[round] = run.cpuMs;
-    measurement.machineCores[round] = run.machineCores;
-    this.report(measurement, round, `peak RSS ${run.peakRssKiB === undefined ? "?" : Math.round(run.peakRssKiB / 1024)} MB`);
+    this.recordRotate(measurement, round, await this.rotateApp(dataset));
     return [measurement];
   }
 
@@ -366,7 +359,12 @@ class Bench {
       note: probe ? "for peak RSS at 100k" : "whole process: start-up, preflight census, batches, revoke",
     });
     await dataset.target.settle();
-    const run = await this.rotate(dataset, freshKey());
+    this.recordRotate(measurement, round, await this.rotate(dataset, freshKey()));
+    return [measurement];
+  }
+
+  /** One rotate's wall time, memory and CPU into its round of the measurement. */
+  recordRotate(measurement: Measurement, round: number, run: CliRun): void {
     measurement.ms[round] = run.wallMs;
     measurement.rssKiB[round] = run.peakRssKiB;
     measurement.rssAnonKiB[round] = run.largestRss?.anon;
@@ -374,7 +372,6 @@ class Bench {
     measurement.cpuMs[round] = run.cpuMs;
     measurement.machineCores[round] = run.machineCores;
     this.report(measurement, round, `peak RSS ${run.peakRssKiB === undefined ? "?" : Math.round(run.peakRssKiB / 1024)} MB`);
-    return [measurement];
   }
 
   /** dbcrypt status (census) through the CLI, paired with the bare grouped count; order alternates per round. */

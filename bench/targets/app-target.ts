@@ -1,8 +1,8 @@
-import { rmSync } from "node:fs";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { AppChunk, AppShape } from "../app-dataset.js";
-import { databaseUrl, dropDatabase, freshDatabase } from "./postgres.js";
+import { Checkpointer, databaseUrl, dropDatabase, freshDatabase } from "./postgres.js";
+import { freshSqliteFile, removeSqliteFiles } from "./sqlite.js";
 import type { Engine } from "./target.js";
 
 /**
@@ -36,7 +36,7 @@ export class PostgresAppTarget implements AppTarget {
   readonly #adminUrl: string;
   readonly #name: string;
   #client: pg.Client | undefined;
-  #canCheckpoint = true;
+  readonly #checkpointer = new Checkpointer();
 
   private constructor(adminUrl: string, name: string, shape: AppShape, rows: number) {
     this.#adminUrl = adminUrl;
@@ -82,12 +82,7 @@ export class PostgresAppTarget implements AppTarget {
   }
 
   async #checkpoint(): Promise<void> {
-    if (!this.#canCheckpoint) return;
-    try {
-      await this.#db.query("CHECKPOINT");
-    } catch {
-      this.#canCheckpoint = false;
-    }
+    await this.#checkpointer.run(this.#db);
   }
 
   async fetch(keys: string[]): Promise<Record<string, unknown>[]> {
@@ -118,14 +113,11 @@ export class SqliteAppTarget implements AppTarget {
   #insert: Database.Statement | undefined;
 
   constructor(path: string, shape: AppShape, rows: number) {
-    rmSync(path, { force: true });
     this.#path = path;
     this.shape = shape;
     this.rows = rows;
     this.dbArg = `sqlite:${path}`;
-    this.#handle = new Database(path);
-    this.#handle.pragma("journal_mode = WAL");
-    this.#handle.pragma("foreign_keys = ON");
+    this.#handle = freshSqliteFile(path);
   }
 
   get #db(): Database.Database {
@@ -176,6 +168,6 @@ export class SqliteAppTarget implements AppTarget {
   async destroy(): Promise<void> {
     this.#handle?.close();
     this.#handle = undefined;
-    for (const suffix of ["", "-wal", "-shm", "-journal", ".dbcrypt-lock"]) rmSync(`${this.#path}${suffix}`, { force: true });
+    removeSqliteFiles(this.#path);
   }
 }

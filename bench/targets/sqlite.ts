@@ -9,6 +9,20 @@ import type { BenchTarget, StoredRow } from "./target.js";
  * synchronous setting, foreign keys on, and an INTEGER (64-bit) primary key. The limit and the
  * peer run in this process through better-sqlite3, as SQLite always runs in-process.
  */
+/** A new SQLite file (any old one removed), in WAL mode with foreign keys on, as applications run it. */
+export function freshSqliteFile(path: string): Database.Database {
+  rmSync(path, { force: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("foreign_keys = ON");
+  return db;
+}
+
+/** The file and everything SQLite and dbcrypt keep beside it. */
+export function removeSqliteFiles(path: string): void {
+  for (const suffix of ["", "-wal", "-shm", "-journal", ".dbcrypt-lock"]) rmSync(`${path}${suffix}`, { force: true });
+}
+
 export class SqliteTarget implements BenchTarget {
   readonly engine = "sqlite" as const;
   readonly dbArg: string;
@@ -19,13 +33,10 @@ export class SqliteTarget implements BenchTarget {
   #keyId = "";
 
   constructor(path: string, rows: number) {
-    rmSync(path, { force: true });
     this.#path = path;
     this.rows = rows;
     this.dbArg = `sqlite:${path}`;
-    this.#handle = new Database(path);
-    this.#handle.pragma("journal_mode = WAL");
-    this.#handle.pragma("foreign_keys = ON");
+    this.#handle = freshSqliteFile(path);
   }
 
   get #db(): Database.Database {
@@ -131,6 +142,6 @@ export class SqliteTarget implements BenchTarget {
   async destroy(): Promise<void> {
     this.#handle?.close();
     this.#handle = undefined;
-    for (const suffix of ["", "-wal", "-shm", "-journal", ".dbcrypt-lock"]) rmSync(`${this.#path}${suffix}`, { force: true });
+    removeSqliteFiles(this.#path);
   }
 }

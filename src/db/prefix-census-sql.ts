@@ -8,49 +8,63 @@ import { quoteIdent } from "./identifiers.js";
  * last, partial character, so `substr(value, 1, n) = literal AND substr(value, n + 1, 1) IN
  * (next…)` holds exactly for the cells under that key. Values under keys with no pattern, and the
  * plaintext of rows flagged unencrypted, are left to the row scan (BatchFilter "unmatched").
- * The rest of the cell must be base64 characters only (so no second JSON field, no character whose
- * length differs between SQL and JavaScript). The same text serves PostgreSQL and SQLite; the row
- * flag's spelling and the character test differ (DialectPrefixSql).
+ * A matched value is ASCII (so SQL's and JavaScript's lengths agree) and an envelope holds one
+ * plain string (so it is what JSON.parse reads). The same text serves PostgreSQL and SQLite; the
+ * row flag's spelling and the character tests differ (DialectPrefixSql).
  */
 export type { CellPrefix, KeyPrefixes };
 
 const ENVELOPE_OPEN = '{"_obot_encrypted_env":"';
 const ENVELOPE_CLOSE = '"}';
-const NOT_BASE64_CHARACTER = /[^A-Za-z0-9+/=]/;
+const NOT_ASCII = /[^\x00-\x7f]/;
 
 /** A string literal; ours are base64 and the envelope's own text, quoted defensively all the same. */
 function sqlString(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** What differs between the databases: the row flag (NULL counts as unset) and "only base64 characters". */
+/**
+ * What differs between the databases: the row flag (NULL counts as unset), "every character is
+ * one byte" (so SQL's character counts are JavaScript's), and "does not contain".
+ */
 export interface DialectPrefixSql {
   flagSet(table: EncryptedTable): string;
-  onlyBase64(expression: string): string;
+  asciiOnly(expression: string): string;
+  lacks(expression: string, character: string): string;
 }
 
 export const postgresPrefixSql: DialectPrefixSql = {
   flagSet: (table) => (table.rowFlag === undefined ? "TRUE" : `coalesce(t.${quoteIdent(table.rowFlag)}::text IN ('true', 't', '1'), FALSE)`),
-  onlyBase64: (expression) => `(${expression} !~ '[^A-Za-z0-9+/=]')`,
+  asciiOnly: (expression) => `octet_length(${expression}) = length(${expression})`,
+  lacks: (expression, character) => `strpos(${expression}, ${sqlString(character)}) = 0`,
 };
 
 export const sqlitePrefixSql: DialectPrefixSql = {
   flagSet: (table) => (table.rowFlag === undefined ? "1" : `coalesce(CAST(t.${quoteIdent(table.rowFlag)} AS TEXT) IN ('1', 'true', 't'), 0)`),
-  onlyBase64: (expression) => `(NOT (${expression} GLOB '*[^A-Za-z0-9+/=]*'))`,
+  asciiOnly: (expression) => `length(CAST(${expression} AS BLOB)) = length(${expression})`,
+  lacks: (expression, character) => `instr(${expression}, ${sqlString(character)}) = 0`,
 };
 
 const ENVELOPE_EXTRA = ENVELOPE_OPEN.length + ENVELOPE_CLOSE.length;
 
+/**
+ * Cheap tests only (one pass each in C): the prefix, the length, every character one byte, and
+ * for the envelope no quote or backslash inside, so JSON.parse gives back exactly the inner text.
+ * Whether the rest is base64 is for opening to say, as it is for keyIdOfCell.
+ */
 function prefixClause(value: string, prefix: CellPrefix, dialect: DialectPrefixSql): string {
   const n = prefix.literal.length;
   const clauses = [`substr(${value}, 1, ${n}) = ${sqlString(prefix.literal)}`];
   if (prefix.next !== "") clauses.push(`substr(${value}, ${n + 1}, 1) IN (${[...prefix.next].map(sqlString).join(", ")})`);
-  if (prefix.form === "bare") clauses.push(`length(${value}) % 4 = 0`, dialect.onlyBase64(value));
+  if (prefix.form === "bare") clauses.push(`length(${value}) % 4 = 0`, dialect.asciiOnly(value));
   else {
+    const inner = `substr(${value}, ${ENVELOPE_OPEN.length + 1}, length(${value}) - ${ENVELOPE_EXTRA})`;
     clauses.push(
       `(length(${value}) - ${ENVELOPE_EXTRA}) % 4 = 0`,
       `substr(${value}, length(${value}) - 1, 2) = ${sqlString(ENVELOPE_CLOSE)}`,
-      dialect.onlyBase64(`substr(${value}, ${ENVELOPE_OPEN.length + 1}, length(${value}) - ${ENVELOPE_EXTRA})`),
+      dialect.asciiOnly(value),
+      dialect.lacks(inner, '"'),
+      dialect.lacks(inner, "\\"),
     );
   }
   return `(${clauses.join(" AND ")})`;
@@ -93,7 +107,9 @@ export function matchesKeyPrefix(value: string, key: KeyPrefixes): boolean {
   return key.prefixes.some((prefix) => {
     if (!value.startsWith(prefix.literal)) return false;
     if (prefix.next !== "" && !prefix.next.includes(value.charAt(prefix.literal.length))) return false;
-    if (prefix.form === "bare") return value.length % 4 === 0 && !NOT_BASE64_CHARACTER.test(value);
-    return (value.length - ENVELOPE_EXTRA) % 4 === 0 && value.endsWith(ENVELOPE_CLOSE) && !NOT_BASE64_CHARACTER.test(value.slice(ENVELOPE_OPEN.length, value.length - ENVELOPE_CLOSE.length));
+    if (NOT_ASCII.test(value)) return false;
+    if (prefix.form === "bare") return value.length % 4 === 0;
+    const inner = value.slice(ENVELOPE_OPEN.length, value.length - ENVELOPE_CLOSE.length);
+    return (value.length - ENVELOPE_EXTRA) % 4 === 0 && value.endsWith(ENVELOPE_CLOSE) && !inner.includes('"') && !inner.includes("\\");
   });
 }
