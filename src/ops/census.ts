@@ -1,5 +1,5 @@
 import { Keyring, UNIDENTIFIED_KEY_ID } from "../crypto/keyring.js";
-import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
+import { rowFlagSet, type ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, PrefixCounts, RowKey } from "../db/dialect.js";
 import { matchesKeyPrefix } from "../db/prefix-census-sql.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
@@ -56,7 +56,7 @@ async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, tabl
   if (keys.length === 0) return scanCensus(dialect, scheme, table, keyring, { kind: "all" }, () => false, []);
   const counted = await dialect.countByPrefix(table, keys);
   // The same test as the SQL: a field of a row whose flag is set that is NULL or matches a key.
-  const countedBySql = (row: BatchRow, value: string | null) => rowFlagSet(table, row) && (value === null || keys.some((key) => matchesKeyPrefix(value, key)));
+  const countedBySql = (row: BatchRow, value: string | null) => rowFlagSet(row.context) && (value === null || keys.some((key) => matchesKeyPrefix(value, key)));
   // The cells the database counted still tell the column's spelling (bare or enveloped).
   const spellings = counted.map((column) => new Map(Object.entries(column.forms).filter(([, count]) => count > 0)));
   const rest = await scanCensus(dialect, scheme, table, keyring, { kind: "unmatched", keys }, countedBySql, spellings);
@@ -80,12 +80,6 @@ async function censusOfValues(dialect: DatabaseReader, scheme: ValueScheme, tabl
   });
 }
 
-function rowFlagSet(table: EncryptedTable, row: BatchRow): boolean {
-  if (table.rowFlag === undefined) return true;
-  // NULL counts as unset, as the SQL's coalesce says.
-  const flag = row.context?.encrypted;
-  return flag === "true" || flag === "t" || flag === "1";
-}
 
 /**
  * The census of columns whose key ids are inside the values, which the database cannot group by:

@@ -1,5 +1,5 @@
 import { TRIAL_KEY_ID, type Keyring } from "../crypto/keyring.js";
-import type { RowContext, SchemeKey, ValueScheme } from "../crypto/schemes/value-scheme.js";
+import { rowFlagSet, type RowContext, type SchemeKey, type ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { BatchRow, StoredField } from "../db/dialect.js";
 import type { EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import { staysPlaintext } from "../schema/plaintext-rule.js";
@@ -43,11 +43,6 @@ export function reportableKeyId(keyId: string | null): string | null {
   return keyId === TRIAL_KEY_ID ? null : keyId;
 }
 
-/** The row's flag column as read (context input "encrypted"): PostgreSQL says 'true', SQLite 1. */
-function rowFlagSet(row: BatchRow): boolean {
-  const flag = row.context?.encrypted;
-  return flag === "true" || flag === "t" || flag === "1";
-}
 
 /**
  * A row is rewritten whole or not at all: if any of its values cannot be decrypted, none of its
@@ -76,7 +71,7 @@ function planRow(row: BatchRow, table: EncryptedTable, planField: (field: Stored
   if (table.rowFlag === undefined) return changedValues === 0 ? { kind: "skip" } : { kind: "write", next, changedValues };
   // decrypt clears the flag of a row whose values needed nothing (all NULL or ''): a flag left
   // set would claim encrypted fields that are not. rotate sets it only where it sealed a value.
-  if (changedValues === 0 && (flagAfter || !rowFlagSet(row))) return { kind: "skip" };
+  if (changedValues === 0 && (flagAfter || !rowFlagSet(row.context))) return { kind: "skip" };
   return { kind: "write", next, changedValues, flag: flagAfter };
 }
 

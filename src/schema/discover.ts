@@ -200,6 +200,10 @@ function contextOf(table: CatalogTable, tableConfig: TableConfig | undefined, sc
     });
   };
   for (const input of Object.keys(mapping)) if (!usable.includes(input)) refuse(`context.${input}`, input);
+  if (mapping.encrypted !== undefined) {
+    // The flag is written too, and counted by the database census: only rowFlag says all of that.
+    throw new DbcryptError("bad_config", `${tableLabel(table)}: name the row flag column with "rowFlag", not context.encrypted`, { hint: 'replace "context": {"encrypted": …} with "rowFlag": … in the config file' });
+  }
   if (tableConfig?.aad !== undefined && !usable.includes("aad")) refuse("aad", "aad");
   if (tableConfig?.rowFlag !== undefined && !usable.includes("encrypted")) refuse("rowFlag", "encrypted");
   if (columns.every((column) => column.keyIdColumn !== undefined)) return { context: [] };

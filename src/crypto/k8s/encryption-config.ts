@@ -41,9 +41,6 @@ export function readEncryptionConfigBytes(path: string): Buffer {
   }
 }
 
-export function readEncryptionConfig(path: string): EncryptionConfig {
-  return parseEncryptionConfig(readEncryptionConfigBytes(path).toString("utf8"), path);
-}
 
 export function parseEncryptionConfig(text: string, path: string): EncryptionConfig {
   const lines = new LineCounter();

@@ -4,7 +4,7 @@ import { parseEncryptionConfig, readEncryptionConfigBytes, type EncryptionConfig
 import { AAD_INPUT, ENVELOPE_FIELD, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
 import { SchemeOptions } from "./scheme-options.js";
-import type { CellPrefix, OpenResult, RowContext, SchemeFactory, SchemeKey, ValueScheme } from "./value-scheme.js";
+import { rowFlagSet, type CellPrefix, type OpenResult, type RowContext, type SchemeFactory, type SchemeKey, type ValueScheme } from "./value-scheme.js";
 
 /**
  * Kubernetes `EncryptionConfiguration` cells as Obot stores them in SQL (shared/reference/schemes.md
@@ -146,15 +146,9 @@ export const kubernetesFactory: SchemeFactory = {
   },
 };
 
-/** Whether the row's flag column says its fields are cells (PostgreSQL 'true', SQLite '1'). */
-export function rowIsEncrypted(context: RowContext | undefined): boolean {
-  if (context === undefined || !(FLAG_INPUT in context)) return true;
-  const flag = context[FLAG_INPUT];
-  return flag === "true" || flag === "t" || flag === "1";
-}
 
 function keyIdOfK8sCell(text: string, context: RowContext | undefined): string | undefined {
-  if (!rowIsEncrypted(context) || text === "") return undefined;
+  if (!rowFlagSet(context) || text === "") return undefined;
   const cell = unwrapEnvelope(text).cell;
   // The key id is in the first bytes: check and decode only those (the census and every batch
   // read it); opening the cell decodes all of it strictly.

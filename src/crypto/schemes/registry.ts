@@ -42,10 +42,6 @@ export function knownSchemes(): string[] {
   return [...factories.keys()];
 }
 
-export function schemeFactories(): SchemeFactory[] {
-  return [...factories.values()];
-}
-
 export function schemeNamed(name: string, options?: Readonly<Record<string, unknown>>, origin = "config"): ValueScheme {
   const factory = factories.get(name);
   if (factory === undefined) {

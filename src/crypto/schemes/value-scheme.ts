@@ -44,6 +44,19 @@ export interface KeyPrefixes {
   prefixes: CellPrefix[];
 }
 
+/** The RowContext input that carries a table's row flag (Obot's `encrypted` column), when it has one. */
+export const ROW_FLAG_INPUT = "encrypted";
+
+/**
+ * Whether a row's values are cells, by its row flag as read (PostgreSQL says 'true', SQLite 1). A
+ * row of a table without a flag always is; a NULL flag is unset, as the SQL census reads it.
+ */
+export function rowFlagSet(context: RowContext | undefined): boolean {
+  if (context === undefined || !(ROW_FLAG_INPUT in context)) return true;
+  const flag = context[ROW_FLAG_INPUT];
+  return flag === "true" || flag === "t" || flag === "1";
+}
+
 /** Thrown by seal when a row cannot be given a key (its workspace id is NULL); the message names no value. */
 export class RowKeyUnavailable extends Error {}
 
