@@ -53,21 +53,11 @@ export class Keyring {
    * (workspace) goes first, so a run with several keys stays at about one decryption per value.
    */
   openByTrial(cell: string, context: RowContext | undefined): { key: SchemeKey; opened: OpenResult & { ok: true } } | { key: undefined; reason: string } {
-    const contextKey = context === undefined ? "" : JSON.stringify(context);
-    const first = this.#lastOpenerByContext.get(contextKey);
-    let reason = "no key was supplied to try";
-    for (const key of first === undefined ? this.#byId.values() : [first, ...[...this.#byId.values()].filter((candidate) => candidate !== first)]) {
-      const opened = key.open(cell, context);
-      if (opened.ok) {
-        if (first !== key) {
-          if (this.#lastOpenerByContext.size >= TRIAL_CACHE_ENTRIES) this.#lastOpenerByContext.clear();
-          this.#lastOpenerByContext.set(contextKey, key);
-        }
-        return { key, opened };
-      }
-      reason = this.#byId.size === 1 ? opened.reason : `none of the ${this.#byId.size} supplied keys opens it (last: ${opened.reason})`;
-    }
-    return { key: undefined, reason };
+    const found = this.#trial(context, (key) => key.open(cell, context));
+    if (found.key !== undefined) return { key: found.key, opened: found.result as OpenResult & { ok: true } };
+    const last = found.last;
+    if (last === undefined || last.ok) return { key: undefined, reason: "no key was supplied to try" };
+    return { key: undefined, reason: this.#byId.size === 1 ? last.reason : `none of the ${this.#byId.size} supplied keys opens it (last: ${last.reason})` };
   }
 
   /**
@@ -75,18 +65,27 @@ export class Keyring {
    * cheaply than it decrypts (SchemeKey.verify): what a census needs.
    */
   identifyByTrial(cell: string, context: RowContext | undefined): { key: SchemeKey; format?: string } | undefined {
+    const found = this.#trial(context, (key) => key.verify?.(cell, context) ?? key.open(cell, context));
+    if (found.key === undefined) return undefined;
+    const format = found.result.ok ? found.result.format : undefined;
+    return format === undefined ? { key: found.key } : { key: found.key, format };
+  }
+
+  /** Tries `attempt` with each key, the context's last opener first, and remembers which succeeded. */
+  #trial<R extends { ok: boolean; format?: string }>(context: RowContext | undefined, attempt: (key: SchemeKey) => R): { key: SchemeKey; result: R } | { key: undefined; last: R | undefined } {
     const contextKey = context === undefined ? "" : JSON.stringify(context);
     const first = this.#lastOpenerByContext.get(contextKey);
+    let last: R | undefined;
     for (const key of first === undefined ? this.#byId.values() : [first, ...[...this.#byId.values()].filter((candidate) => candidate !== first)]) {
-      const checked = key.verify?.(cell, context) ?? key.open(cell, context);
-      if (!checked.ok) continue;
+      last = attempt(key);
+      if (!last.ok) continue;
       if (first !== key) {
         if (this.#lastOpenerByContext.size >= TRIAL_CACHE_ENTRIES) this.#lastOpenerByContext.clear();
         this.#lastOpenerByContext.set(contextKey, key);
       }
-      return checked.format === undefined ? { key } : { key, format: checked.format };
+      return { key, result: last };
     }
-    return undefined;
+    return { key: undefined, last };
   }
 
   /** Every key, primary first. */

@@ -61,3 +61,8 @@ export const APP_PRESETS: Readonly<Record<"atelyaos" | "company-agents" | "obot"
     },
   },
 };
+
+/** The application preset of that name, if it is one (not auto, coder or none). */
+export function appPresetNamed(name: string | undefined): AppPreset | undefined {
+  return name !== undefined && Object.hasOwn(APP_PRESETS, name) ? APP_PRESETS[name as keyof typeof APP_PRESETS] : undefined;
+}

@@ -2,7 +2,7 @@ import { DEFAULT_SCHEME, schemeNamed } from "../crypto/schemes/registry.js";
 import { DbcryptError } from "../errors.js";
 import { CODER_MARKER_TABLES, CODER_PRESET, type PresetTableRules } from "./coder-preset.js";
 import type { ColumnConfig, DbcryptConfig, TableConfig } from "./config-file.js";
-import { APP_PRESETS, type AppPreset } from "./app-presets.js";
+import { appPresetNamed, type AppPreset } from "./app-presets.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type {
   CatalogColumn,
@@ -27,7 +27,7 @@ export function planSchema(catalog: CatalogTable[], config: DbcryptConfig, keysT
   const byLabel = new Map(catalog.map((table) => [tableLabel(table), table]));
   checkConfigNamesExist(config, byLabel);
   const preset = choosePreset(catalog, config);
-  const appPreset = preset === "atelyaos" || preset === "company-agents" || preset === "obot" ? APP_PRESETS[preset] : undefined;
+  const appPreset = appPresetNamed(preset);
   const schemeName = config.scheme ?? appPreset?.scheme;
   const schemeOptions = appPreset?.schemeOptions === undefined ? config.schemeOptions : { ...appPreset.schemeOptions, ...config.schemeOptions };
   const scheme = schemeNamed(schemeName ?? DEFAULT_SCHEME.name, schemeOptions);
