@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import { knownSchemes, schemeNamed } from "../../crypto/schemes/registry.js";
-import { APP_PRESETS } from "../../schema/app-presets.js";
+import { appPresetNamed } from "../../schema/app-presets.js";
 import { loadConfigFile, PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
 import { EncryptionKey } from "../../crypto/encryption-key.js";
 import { KEY_ID_FORMS, looksLikeKeyId } from "../../crypto/key-id.js";
@@ -92,7 +92,7 @@ function withSchemeChoice(command: Command): Command {
 
 /** --scheme, else --preset's scheme, else the config file's (scheme, then preset), else Coder's. */
 function idUnder(key: EncryptionKey, choice: SchemeChoice): string {
-  const presetScheme = (preset: PresetName | undefined) => (preset === "atelyaos" || preset === "company-agents" ? APP_PRESETS[preset].scheme : undefined);
+  const presetScheme = (preset: PresetName | undefined) => appPresetNamed(preset)?.scheme;
   const fromFlags = choice.scheme ?? presetScheme(choice.preset);
   const config = fromFlags === undefined ? loadConfigFile(undefined).config : {};
   const name = fromFlags ?? config.scheme ?? presetScheme(config.preset);
