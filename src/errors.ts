@@ -14,6 +14,8 @@ export type ErrorCode =
   | "database_unreachable"
   | "database_error"
   | "database_read_only"
+  | "key_source_failed"
+  | "kms_unavailable"
   | "keys_table_missing"
   | "schema_refused"
   | "unknown_key"

@@ -9,15 +9,17 @@ import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres
 import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
 import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
 import { urlWithoutPassword } from "../db/target.js";
-import { describeKeyReference } from "../key-sources/registry.js";
+import { describeKeyList } from "../key-sources/registry.js";
+import type { KeySourceFlags } from "./key-input.js";
 import { PRESET_NAMES, type PresetName } from "../schema/config-file.js";
+import { DEFAULT_KEY_COMMAND_TIMEOUT_MS } from "../key-sources/key-source.js";
 import type { EmitEvent } from "../ops/events.js";
 import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
 import { confirmStep } from "./interaction.js";
 import { StopController } from "./stop.js";
 
-export interface GlobalFlags {
+export interface GlobalFlags extends KeySourceFlags {
   db?: string;
   config?: string;
   preset?: PresetName;
@@ -58,7 +60,7 @@ export interface TimeoutFlags {
 export const DEFAULT_BATCH_SIZE = 1000;
 
 export function addGlobalOptions(command: Command): Command {
-  return command
+  command
     .option("--db <url>", "postgres://… URL, sqlite:PATH, or a .db/.sqlite/.sqlite3 path (env DBCRYPT_DATABASE_URL, then DATABASE_URL)")
     .option("--config <file>", "config file (default: ./dbcrypt.config.json when present)")
     .addOption(new Option("--preset <name>", "which application's tables and scheme to expect (overrides the config file's preset; default auto: Coder when its tables are there)").choices(PRESET_NAMES))
@@ -79,6 +81,16 @@ export function addGlobalOptions(command: Command): Command {
     .addOption(new Option("--query-timeout <duration>", "PostgreSQL: client-side limit on waiting for any one statement's answer; then the connection is closed (exit 1)").default(undefined, `--statement-timeout + ${QUERY_TIMEOUT_MARGIN_MS / 1000}s`).argParser(parsePositiveDuration))
     .addOption(new Option("--keepalive <duration>", "PostgreSQL: TCP keepalive idle time, and how often the run-lock session is pinged (0ms: off)").default(DEFAULT_POSTGRES_LIMITS.keepAliveMs, "10s").argParser(parseKeepalive))
     .addOption(new Option("--busy-timeout <duration>", "SQLite: how long to wait for another writer's lock").default(DEFAULT_SQLITE_BUSY_TIMEOUT_MS, "5s").argParser(parseDuration));
+  return addKeySourceOptions(command);
+}
+
+/** How key sources behave (src/key-sources): every command that reads a key or an encryption config takes these. */
+export function addKeySourceOptions(command: Command): Command {
+  return command
+    .option("--allow-insecure-key-file", "read key files (and encryption configs) that group or others can read")
+    .option("--passphrase-file <file>", "the passphrase for age: key backups, from this file")
+    .option("--passphrase-env <var>", "the passphrase for age: key backups, from this environment variable")
+    .addOption(new Option("--key-command-timeout <duration>", "how long an exec: key command may run").default(DEFAULT_KEY_COMMAND_TIMEOUT_MS, "30s").argParser(parsePositiveDuration));
 }
 
 export function addWriteOptions(command: Command): Command {
@@ -161,6 +173,7 @@ function schemeOptionsFrom(flags: GlobalFlags): Record<string, unknown> {
   if (flags.newEncryptionConfig !== undefined) options.newEncryptionConfig = resolve(flags.newEncryptionConfig);
   if (flags.allowAescbcWrites) options.allowAescbcWrites = true;
   if (flags.repairDoubleEncryption) options.repairDoubleEncryption = true;
+  if (flags.allowInsecureKeyFile && (flags.encryptionConfig !== undefined || flags.newEncryptionConfig !== undefined)) options.allowInsecureKeyFile = true;
   return options;
 }
 
@@ -238,8 +251,8 @@ export function continueCommand(argv: readonly string[]): ContinueCommand {
   const shown = args.map((arg, index) => {
     const previous = args[index - 1] ?? "";
     const [flag, inlineValue] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [undefined, undefined];
-    if (flag !== undefined && KEY_FLAGS.has(flag)) return `${flag}=${describeKeyReference(inlineValue ?? "")}`;
-    if (KEY_FLAGS.has(previous)) return describeKeyReference(arg);
+    if (flag !== undefined && KEY_FLAGS.has(flag)) return `${flag}=${describeKeyList(inlineValue ?? "")}`;
+    if (KEY_FLAGS.has(previous)) return describeKeyList(arg);
     if (previous === "--db" || flag === "--db") return flag ? `--db=${shownUrl(inlineValue ?? "")}` : shownUrl(arg);
     return arg;
   });

@@ -44,6 +44,8 @@ const EXIT_CODE_BY_ERROR: Record<ErrorCode, ExitCode> = {
   database_unreachable: ExitCode.failure,
   database_error: ExitCode.failure,
   database_read_only: ExitCode.usage,
+  key_source_failed: ExitCode.failure,
+  kms_unavailable: ExitCode.failure,
   keys_table_missing: ExitCode.refused,
   schema_refused: ExitCode.refused,
   unknown_key: ExitCode.refused,

@@ -18,21 +18,24 @@ export type KeyOpenResult = { ok: true; plaintext: Buffer } | { ok: false; failu
 export class EncryptionKey implements SchemeKey {
   readonly #bytes: Buffer;
   readonly id: string;
+  /** Where the operator keeps it, as plans and status show it (`env://DBCRYPT_NEW_KEY`, `@old.key`): never the key. */
+  readonly source: string;
 
-  private constructor(bytes: Buffer) {
+  private constructor(bytes: Buffer, source: string) {
     this.#bytes = bytes;
     this.id = aes256gcmKeyId(bytes);
+    this.source = source;
   }
 
-  static fromBytes(bytes: Uint8Array): EncryptionKey {
+  static fromBytes(bytes: Uint8Array, source = "bytes"): EncryptionKey {
     if (bytes.length !== KEY_BYTES) {
       throw new DbcryptError("bad_key", `key must be exactly ${KEY_BYTES} bytes, got ${bytes.length}`);
     }
-    return new EncryptionKey(Buffer.from(bytes));
+    return new EncryptionKey(Buffer.from(bytes), source);
   }
 
   /** `label` names where the key came from (flag and position) so the error says what to fix. */
-  static parse(text: string, label: string): EncryptionKey {
+  static parse(text: string, label: string, source = label): EncryptionKey {
     const problem = findBase64Problem(text);
     if (problem !== undefined) {
       throw new DbcryptError("bad_key", `${label} ${describeBase64Problem(problem)}`, {
@@ -45,11 +48,11 @@ export class EncryptionKey implements SchemeKey {
         hint: "keys are standard padded base64 of 32 random bytes; `dbcrypt keys generate` makes one",
       });
     }
-    return new EncryptionKey(bytes);
+    return new EncryptionKey(bytes, source);
   }
 
   static generate(): EncryptionKey {
-    return new EncryptionKey(randomBytes(KEY_BYTES));
+    return new EncryptionKey(randomBytes(KEY_BYTES), "generated");
   }
 
   seal(plaintext: string | Buffer): string {
@@ -67,7 +70,10 @@ export class EncryptionKey implements SchemeKey {
     return scheme.keyFromBytes(this.#bytes);
   }
 
-  /** The one deliberate way out for key material: `keys generate` printing a key it just made. */
+  /**
+   * The deliberate ways out for key material: `keys generate` printing a key it just made, `keys
+   * export` sealing one into a passphrase backup, and worker threads of this process.
+   */
   exportBase64(): string {
     return this.#bytes.toString("base64");
   }

@@ -4,7 +4,7 @@ import { DbcryptError } from "../errors.js";
 import type { KeyRow } from "../db/dialect.js";
 import { takeCensus, type Census } from "./census.js";
 import { recordKeys } from "./keys-writer.js";
-import { assertKeysCoverDatabase, unrecordedKeysInUse } from "./keys-state.js";
+import { assertKeysCoverDatabase, keySourceLines, unrecordedKeysInUse } from "./keys-state.js";
 import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
 import { decryptTransform } from "./row-transform.js";
 import { writeOperation } from "./write-operation.js";
@@ -28,6 +28,7 @@ export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async 
   assertKeysCoverDatabase(keys, keyring, census, "--keys", { skipUnopenable: request.skipUnopenable === true });
   const toRecord = unrecordedKeysInUse(keyring, census, keys, undefined);
   const plan = decryptPlan(dialect.target, schema.preset, census, keys);
+  plan.keySources = keySourceLines(schema.scheme, request.keys, schema.scheme.configuredKeys?.().read ?? []);
   plan.keyActions.unshift(...toRecord.map((key) => `record key ${key.id} in the keys table, then revoke it once no value uses it`));
   return {
     plan,
@@ -53,5 +54,5 @@ function decryptPlan(target: string, preset: string, census: Census, keys: KeyRo
   }
   const keyActions = activeIds(keys).map((keyId) => `revoke key ${keyId} once no value uses it`);
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "decrypt", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
+  return { command: "decrypt", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [], keySources: [] };
 }

@@ -37,7 +37,7 @@ function deletePlan(target: string, schema: SchemaPlan, census: Census, keys: Ke
   }
   const keyActions = keys.flatMap((row) => (row.activeKeyDigest === null ? [] : [`revoke key ${row.activeKeyDigest}`]));
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
+  return { command: "delete", target, preset: schema.preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [], keySources: [] };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { KeyRow } from "../db/dialect.js";
 import { UNIDENTIFIED_KEY_ID, type Keyring } from "../crypto/keyring.js";
-import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
+import type { EncryptionKey } from "../crypto/encryption-key.js";
+import type { SchemeKey, ValueScheme } from "../crypto/schemes/value-scheme.js";
 import { DbcryptError } from "../errors.js";
 import type { Census } from "./census.js";
 import { usageByKeyId } from "./census.js";
@@ -82,4 +83,23 @@ export function unrecordedKeysInUse(keyring: Keyring, census: Census, keys: KeyR
   const usage = usageByKeyId(census);
   const recorded = new Set(keys.flatMap((row) => [row.activeKeyDigest, row.revokedKeyDigest]));
   return keyring.keys.filter((key) => key.id !== except && key.unkeyed !== true && usage.has(key.id) && !recorded.has(key.id));
+}
+
+/** Which source supplied a key id: plans and status show it so an operator can tell which file, variable or command was used. */
+export interface KeySourceLine {
+  keyId: string;
+  source: string;
+  /** The key new values are written under. */
+  writes: boolean;
+}
+
+/** Given keys under the scheme's ids, then configured ones; each key id once. Sources only, never keys. */
+export function keySourceLines(scheme: ValueScheme, given: readonly EncryptionKey[], configured: readonly SchemeKey[], writeKeyId?: string): KeySourceLine[] {
+  const lines = new Map<string, KeySourceLine>();
+  const add = (keyId: string, source: string) => {
+    if (!lines.has(keyId)) lines.set(keyId, { keyId, source, writes: keyId === writeKeyId });
+  };
+  for (const key of given) add(key.toSchemeKey(scheme).id, key.source);
+  for (const key of configured) add(key.id, key.source ?? `the ${scheme.name} configuration`);
+  return [...lines.values()];
 }

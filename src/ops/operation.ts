@@ -1,4 +1,5 @@
 import type { EmitEvent } from "./events.js";
+import type { KeySourceLine } from "./keys-state.js";
 import type { PacingOptions } from "./pacing.js";
 import type { RunOutcome, TableOutcome } from "./runner.js";
 
@@ -37,6 +38,8 @@ export interface OperationPlan {
   nothingToDo: boolean;
   /** Schema warnings (columns a preset does not know, preset tables the database lacks). */
   warnings: string[];
+  /** Which source supplied each key the run uses. */
+  keySources: KeySourceLine[];
 }
 
 export type OperationStatus = "done" | "nothing-to-do" | "dry-run" | "stopped" | "incomplete" | "failed-rows";

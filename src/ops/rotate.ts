@@ -2,7 +2,7 @@ import type { EncryptionKey } from "../crypto/encryption-key.js";
 import { Keyring } from "../crypto/keyring.js";
 import { DbcryptError } from "../errors.js";
 import { takeCensus, type Census } from "./census.js";
-import { assertKeysCoverDatabase, unrecordedKeysInUse } from "./keys-state.js";
+import { assertKeysCoverDatabase, keySourceLines, unrecordedKeysInUse } from "./keys-state.js";
 import { recordKeys } from "./keys-writer.js";
 import type { SchemeKey } from "../crypto/schemes/value-scheme.js";
 import type { OperationPlan, PlanLine, WriteRequest } from "./operation.js";
@@ -45,6 +45,7 @@ export const rotateOperation = writeOperation<RotateRequest>("rotate", async (di
   assertKeysCoverDatabase(keys, keyring, census, "--old-keys", { skipUnopenable: request.skipUnopenable === true });
   const toRecord = unrecordedKeysInUse(keyring, census, keys, newKey.id);
   const plan = rotatePlan(dialect.target, schema.preset, census, keys, newKey.id, toRecord);
+  plan.keySources = keySourceLines(scheme, request.newKey === undefined ? request.oldKeys : [request.newKey, ...request.oldKeys], [...(configured?.write === undefined ? [] : [configured.write]), ...(configured?.read ?? [])], newKey.id);
   if (newKey.id.startsWith("aescbc:")) plan.warnings.push(`new values are written with ${newKey.id}: aescbc has no MAC, so tampering with a value goes unnoticed (--allow-aescbc-writes)`);
   return {
     plan,
@@ -83,5 +84,5 @@ function rotatePlan(target: string, preset: string, census: Census, keys: KeyRow
   const toRevoke = activeIdsExcept(keys, newKeyId);
   for (const keyId of toRevoke) keyActions.push(`revoke key ${keyId} once no value uses it`);
   const totalRows = lines.reduce((sum, line) => sum + line.rows, 0);
-  return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [] };
+  return { command: "rotate", target, preset, lines, keyActions, totalRows, nothingToDo: totalRows === 0 && keyActions.length === 0, warnings: [], keySources: [] };
 }

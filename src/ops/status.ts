@@ -4,7 +4,7 @@ import type { KeyRow } from "../db/dialect.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
-import { activeKeyProblems } from "./keys-state.js";
+import { activeKeyProblems, keySourceLines, type KeySourceLine } from "./keys-state.js";
 import { isPlaintextField, readCells } from "./cells.js";
 import { openField, reportableKeyId } from "./row-plans.js";
 import { describeRowKey } from "./runner.js";
@@ -34,6 +34,8 @@ export interface StatusReport {
     plaintext: { total: number; nulls: number; toEncrypt: number; keptPlaintext: number };
   }[];
   refusedTables: { table: string; columns: string[]; reason: string }[];
+  /** Which source supplied each key status was given (--keys, an encryption config). */
+  keySources: KeySourceLine[];
   /** What the operator should know but that is not a problem (exit code unchanged): preset gaps. */
   warnings: { table: string; column: string; message: string }[];
   verified: { values: number; undecryptable: { column: string; rowKey: Record<string, string>; keyId: string | null; reason: string }[] } | undefined;
@@ -69,6 +71,7 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
       encrypted: Object.fromEntries(column.encryptedByKeyId),
       plaintext: column.plaintext,
     })),
+    keySources: keySourceLines(schema.scheme, request.keys, schema.scheme.configuredKeys?.().read ?? []),
     refusedTables: schema.refused.map((table) => ({ table: tableLabel(table.ref), columns: table.columns, reason: table.reason })),
     warnings: schema.warnings.map((warning) => ({ table: tableLabel(warning.ref), column: warning.column, message: warning.message })),
     verified,

@@ -9,9 +9,14 @@ export function formatPlan(plan: OperationPlan): string {
   const width = Math.max(0, ...plan.lines.map((line) => line.column.length));
   for (const line of plan.lines) lines.push(`  ${line.column.padEnd(width)}  ${line.from} -> ${line.to}: ${line.rows} value(s)`);
   for (const action of plan.keyActions) lines.push(`  ${action}`);
+  for (const line of plan.keySources) lines.push(`  ${keySourceText(line)}`);
   lines.push(`  total: ${plan.totalRows} value(s)`);
   for (const warning of plan.warnings) lines.push(`  warning: ${warning}`);
   return lines.join("\n");
+}
+
+function keySourceText(line: { keyId: string; source: string; writes: boolean }): string {
+  return `key ${line.keyId}${line.writes ? " (writes)" : ""} from ${line.source}`;
 }
 
 export function formatResult(result: OperationResult): string {
@@ -53,6 +58,10 @@ export function formatStatus(report: StatusReport): string {
       const state = key.activeKeyDigest !== null ? `active   ${key.activeKeyDigest}` : `revoked  ${key.revokedKeyDigest}`;
       lines.push(`  #${key.number} ${state}  values: ${key.values}  created ${key.createdAt ?? "-"}${key.revokedAt ? `  revoked ${key.revokedAt}` : ""}`);
     }
+  }
+  if (report.keySources.length > 0) {
+    lines.push("supplied keys:");
+    for (const line of report.keySources) lines.push(`  ${keySourceText(line)}`);
   }
   lines.push("encrypted columns:");
   if (report.columns.length === 0) lines.push("  (none found)");

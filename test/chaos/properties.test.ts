@@ -370,7 +370,7 @@ describe("property-based input surface", () => {
             stdin = `${input.fileEdges}${value.text}${input.fileEdges}`;
           } else {
             const path = join(scratch, `key-${randomBytes(6).toString("hex")}`);
-            writeFileSync(path, `${input.fileEdges}${value.text}${input.fileEdges}`);
+            writeFileSync(path, `${input.fileEdges}${value.text}${input.fileEdges}`, { mode: 0o600 });
             args.push(`${value.flag}=@${path}`);
           }
         }
@@ -424,7 +424,7 @@ describe("property-based input surface", () => {
       fc.asyncProperty(fc.constantFrom(...ENGINE_KINDS), configFaultArbitrary, async (engine, fault) => {
         const database = coder.get(engine)!;
         const path = join(scratch, `config-${randomBytes(6).toString("hex")}.json`);
-        writeFileSync(path, fault.text);
+        writeFileSync(path, fault.text, { mode: 0o600 });
         const before = await snapshot(database.db);
         // A config wrongly accepted would let this rotate write: the checksum would change.
         const run = await runCli(["rotate", "--db", database.url, "--config", path, "--new-key", freshKey().base64, "--old-keys", database.keyA.base64, "--yes", "--json"]);

@@ -293,7 +293,7 @@ describe.each(ENGINE_KINDS)("config files on %s", (kind) => {
 
   function writeConfig(text: string): string {
     const path = join(configDir, "dbcrypt.config.json");
-    writeFileSync(path, text);
+    writeFileSync(path, text, { mode: 0o600 });
     return path;
   }
 
@@ -686,7 +686,7 @@ describe.concurrent("keys generate and keys id", () => {
     expect(viaId.stdout.trim()).toBe(id);
     const dir = mkdtempSync(join(tmpdir(), "dbcrypt-keyfile-"));
     try {
-      writeFileSync(join(dir, "key"), `${text}\n`);
+      writeFileSync(join(dir, "key"), `${text}\n`, { mode: 0o600 });
       const viaFile = await runCli(["keys", "id", `@${join(dir, "key")}`, "--json"]);
       expect(JSON.parse(viaFile.stdout)).toEqual({ id });
       const viaStdin = await runCli(["keys", "id", "@-"], { input: `${text}\n` });

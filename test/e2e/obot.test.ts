@@ -170,7 +170,7 @@ describe.each(ENGINE_KINDS)("Obot on %s", (kind) => {
 
   it("a bad configuration file is exit 2 naming the file and line, before the database is touched", async () => {
     const path = join(dir, "bad.yaml");
-    writeFileSync(path, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [users.obot.obot.ai]\n    providers:\n      - aesgcm:\n          keys:\n            - name: key0\n              secret: c2hvcnQ=\n");
+    writeFileSync(path, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [users.obot.obot.ai]\n    providers:\n      - aesgcm:\n          keys:\n            - name: key0\n              secret: c2hvcnQ=\n", { mode: 0o600 });
     const run = await cli(["status", "--encryption-config", path]);
     expect(run.code).toBe(2);
     expect(run.stderr.split("\n")[0]).toMatch(new RegExp(`bad\\.yaml:9: aesgcm key "key0": secret is 5 bytes`));

@@ -62,7 +62,7 @@ describe("in a terminal", () => {
     const newKey = randomKey();
     registerSecret(newKey.bytes);
     newKeyFile = join(dir, "new.key");
-    writeFileSync(newKeyFile, newKey.base64);
+    writeFileSync(newKeyFile, newKey.base64, { mode: 0o600 });
   });
 
   afterEach(() => rmSync(dir, { recursive: true, force: true }));

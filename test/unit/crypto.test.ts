@@ -429,7 +429,7 @@ describe("EncryptionKey", () => {
     it("inspect and JSON show the key id", () => {
       expect(inspect(key)).toBe(`EncryptionKey(${key.id})`);
       expect(JSON.parse(JSON.stringify(key))).toEqual({ id: key.id });
-      expect(Object.keys(key)).toEqual(["id"]);
+      expect(Object.keys(key)).toEqual(["id", "source"]);
     });
   });
 });

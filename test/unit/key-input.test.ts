@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { fromFlagOrEnv, parseKeyList, parseSingleKey } from "../../src/cli/key-input.js";
+import { fromFlagOrEnv, keySourceContext, parseKeyList, parseSingleKey } from "../../src/cli/key-input.js";
 import { resolveKeyReference } from "../../src/key-sources/registry.js";
 import { aes256gcmKeyId } from "../../src/crypto/key-id.js";
 import { DbcryptError } from "../../src/errors.js";
@@ -18,7 +18,7 @@ afterAll(() => rmSync(directory, { recursive: true, force: true }));
 let fileCounter = 0;
 function keyFile(contents: string): string {
   const path = join(directory, `keys-${++fileCounter}.txt`);
-  writeFileSync(path, contents);
+  writeFileSync(path, contents, { mode: 0o600 });
   return path;
 }
 
@@ -143,20 +143,22 @@ describe("parseKeyList", () => {
     });
 
     it("reports an empty file as an empty key", async () => {
-      expect((await thrownAsync(() => parseKeyList(`@${keyFile("\n")}`, "--keys"))).message).toBe("--keys key 1 is empty");
+      const path = keyFile("\n");
+      expect((await thrownAsync(() => parseKeyList(`@${path}`, "--keys"))).message).toBe(`--keys key 1 (from @${path}) is empty`);
     });
 
     it("does not echo a bad key read from a file", async () => {
       const bad = `${k1.text.slice(0, 20)}!${k1.text.slice(20)}`;
-      const error = await thrownAsync(() => parseKeyList(`@${keyFile(`${k2.text}\n${bad}\n`)}`, "--keys"));
-      expect(error.message).toBe("--keys key 2 contains characters that are not standard base64");
+      const path = keyFile(`${k2.text}\n${bad}\n`);
+      const error = await thrownAsync(() => parseKeyList(`@${path}`, "--keys"));
+      expect(error.message).toBe(`--keys key 2 (from @${path}) contains characters that are not standard base64`);
       expectNoKeyMaterial(error, bad, k2.text);
     });
   });
 
   it("a reference not starting with @ is the key text itself", async () => {
-    expect(await resolveKeyReference(k1.text, "--keys")).toBe(k1.text);
-    expect(await resolveKeyReference(` ${k1.text}`, "--keys")).toBe(` ${k1.text}`);
+    expect(await resolveKeyReference(k1.text, "--keys", keySourceContext({}))).toBe(k1.text);
+    expect(await resolveKeyReference(` ${k1.text}`, "--keys", keySourceContext({}))).toBe(` ${k1.text}`);
   });
 });
 
@@ -210,12 +212,12 @@ describe("fromFlagOrEnv", () => {
 
   it("prefers the flag over the environment variable", () => {
     vi.stubEnv(ENV, "from-env");
-    expect(fromFlagOrEnv("from-flag", ENV)).toBe("from-flag");
+    expect(fromFlagOrEnv(["from-flag"], ENV)).toEqual({ values: ["from-flag"] });
   });
 
   it("falls back to the environment variable", () => {
     vi.stubEnv(ENV, "from-env");
-    expect(fromFlagOrEnv(undefined, ENV)).toBe("from-env");
+    expect(fromFlagOrEnv(undefined, ENV)).toEqual({ values: ["from-env"], envName: ENV });
   });
 
   it("treats an empty environment variable as unset", () => {
@@ -230,13 +232,13 @@ describe("fromFlagOrEnv", () => {
 
   it("lets an explicitly empty flag win over the environment", () => {
     vi.stubEnv(ENV, "from-env");
-    expect(fromFlagOrEnv("", ENV)).toBe("");
+    expect(fromFlagOrEnv([""], ENV)).toEqual({ values: [""] });
   });
 
   it("reads only the variable it is told to read", () => {
     vi.stubEnv(ENV, "from-env");
     vi.stubEnv(`${ENV}_OTHER`, "other");
-    expect(fromFlagOrEnv(undefined, `${ENV}_OTHER`)).toBe("other");
+    expect(fromFlagOrEnv(undefined, `${ENV}_OTHER`)).toEqual({ values: ["other"], envName: `${ENV}_OTHER` });
     expect(fromFlagOrEnv(undefined, `${ENV}_MISSING`)).toBeUndefined();
   });
 });

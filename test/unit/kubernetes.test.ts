@@ -18,7 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 function configFile(yaml: string): string {
   const path = join(dir, `config-${files++}.yaml`);
-  writeFileSync(path, yaml);
+  writeFileSync(path, yaml, { mode: 0o600 });
   return path;
 }
 
@@ -178,7 +178,7 @@ describe("the k8s-encryption-config scheme", () => {
     const scheme = schemeNamed("k8s-encryption-config", { encryptionConfig: path });
     const rebuilt = schemeNamed("k8s-encryption-config", { ...scheme.options });
     expect(rebuilt.configuredKeys?.().read.map((key) => key.id)).toEqual(["aesgcm:key0"]);
-    writeFileSync(path, encryptionConfigYaml(resources, [[k8sKey("aesgcm", "key9")]]));
+    writeFileSync(path, encryptionConfigYaml(resources, [[k8sKey("aesgcm", "key9")]]), { mode: 0o600 });
     expect(() => schemeNamed("k8s-encryption-config", { ...scheme.options })).toThrow(/changed while dbcrypt was running/);
     expect(Object.keys(scheme.options ?? {}).sort()).toEqual(["digests", "encryptionConfig"]);
   });

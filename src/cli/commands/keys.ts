@@ -1,4 +1,5 @@
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { DEFAULT_SCRYPT_WORK_FACTOR } from "../../key-sources/age-file.js";
 import { knownSchemes, schemeNamed } from "../../crypto/schemes/registry.js";
 import { appPresetNamed } from "../../schema/app-presets.js";
 import { loadConfigFile, PRESET_NAMES, type PresetName } from "../../schema/config-file.js";
@@ -7,9 +8,10 @@ import { KEY_ID_FORMS, looksLikeKeyId } from "../../crypto/key-id.js";
 import { DbcryptError } from "../../errors.js";
 import { checkRevokeKey, initKeysTable, listKeys, revokeKey } from "../../ops/keys.js";
 import { formatKeyListing } from "../../report/human.js";
-import { addGlobalOptions, note, withReadSession, withSession, writeStdout, type GlobalFlags } from "../common.js";
+import { addGlobalOptions, addKeySourceOptions, note, withReadSession, withSession, writeStdout, type GlobalFlags } from "../common.js";
 import { confirmStep } from "../interaction.js";
-import { resolveKeyReference } from "../../key-sources/registry.js";
+import { keySourceContext, newBackupPassphrase, parseSingleKey, type KeySourceFlags } from "../key-input.js";
+import { exportKeyBackup } from "../key-backup.js";
 import { DONE, type CommandOutcome } from "../exit-codes.js";
 
 export function registerKeys(program: Command, run: (body: () => Promise<CommandOutcome>) => Promise<void>): void {
@@ -30,17 +32,38 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
       }),
     );
 
-  withSchemeChoice(keys.command("id").description("print the key id of a key (give the key as an argument, @FILE, or @- for stdin)"))
-    .argument("<key>", "the key, base64")
-    .option("--json", "print {\"id\"} as JSON")
-    .action((keyText: string, flags: SchemeChoice & { json?: boolean }) =>
+  addKeySourceOptions(withSchemeChoice(keys.command("id").description("print the key id of a key (the key, or a source: @FILE, file://, env://, exec:, age:, @-)")))
+    .argument("<key>", "the key, base64, or a key source")
+    .option("--json", "print {\"id\", \"source\"} as JSON")
+    .action((keyText: string, flags: SchemeChoice & KeySourceFlags & { json?: boolean }) =>
       run(async () => {
-        const key = EncryptionKey.parse(await resolveKeyReference(keyText, "key"), "key");
+        const key = await requiredKey(keyText, flags);
         const id = idUnder(key, flags);
-        writeStdout(flags.json ? JSON.stringify({ id }) : id);
+        writeStdout(flags.json ? JSON.stringify({ id, source: key.source }) : id);
         return DONE;
       }),
     );
+
+  addKeySourceOptions(
+    keys
+      .command("export")
+      .description("write a key to a passphrase-protected age file (opens with `age -d` and with age:FILE)")
+      .argument("<key>", "the key, base64, or a key source (@FILE, file://, env://, exec:, age:)")
+      .requiredOption("--out <file>", "the backup file to write (mode 0600)")
+      .option("--armor", "write ASCII armor (PEM-like text) instead of binary")
+      .addOption(new Option("--work-factor <log2N>", "scrypt work factor, 2^N (age's default 18; at most 20)").default(DEFAULT_SCRYPT_WORK_FACTOR).argParser(parseWorkFactor))
+      .option("--force", "replace the file if it exists")
+      .option("--json", "print {\"id\", \"path\"} as JSON"),
+  ).action((keyText: string, flags: KeySourceFlags & { out: string; armor?: boolean; workFactor: number; force?: boolean; json?: boolean }) =>
+    run(async () => {
+      const key = await requiredKey(keyText, flags);
+      const passphrase = await newBackupPassphrase(flags, `the backup ${flags.out}`);
+      await exportKeyBackup(key, passphrase, { path: flags.out, armored: Boolean(flags.armor), workFactor: flags.workFactor, replace: Boolean(flags.force) });
+      if (flags.json) writeStdout(JSON.stringify({ version: 1, id: key.id, source: key.source, path: flags.out, format: "age", workFactor: flags.workFactor }));
+      else writeStdout(`exported key ${key.id} (from ${key.source}) to ${flags.out}: age, passphrase, scrypt work factor ${flags.workFactor}; checked by opening it again`);
+      return DONE;
+    }),
+  );
 
   addGlobalOptions(keys.command("list").description("show the keys table and how many values each key encrypts")).action((flags: GlobalFlags) =>
     run(async () => {
@@ -76,6 +99,17 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
       return DONE;
     }),
   );
+}
+
+async function requiredKey(reference: string, flags: KeySourceFlags): Promise<EncryptionKey> {
+  const key = await parseSingleKey(reference, "key", keySourceContext(flags));
+  if (key === undefined) throw new DbcryptError("usage", "no key given", { hint: "pass the key or a key source as the argument" });
+  return key;
+}
+
+function parseWorkFactor(text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 10 || Number(text) > 20) throw new InvalidArgumentError("must be a whole number from 10 to 20");
+  return Number(text);
 }
 
 interface SchemeChoice {

@@ -4,11 +4,11 @@ import { DbcryptError } from "../../errors.js";
 import { status } from "../../ops/status.js";
 import { formatStatus } from "../../report/human.js";
 import { addGlobalOptions, DEFAULT_BATCH_SIZE, parsePositiveInteger, withReadSession, writeStdout, type GlobalFlags } from "../common.js";
-import { fromFlagOrEnv, parseKeyList } from "../key-input.js";
+import { collectValues, fromFlagOrEnv, keySourceContext, parseKeyList } from "../key-input.js";
 import type { CommandOutcome } from "../exit-codes.js";
 
 interface StatusFlags extends GlobalFlags {
-  keys?: string;
+  keys?: string[];
   verify?: boolean;
   requireKey?: string;
   requireEncrypted?: boolean;
@@ -20,14 +20,14 @@ export function registerStatus(program: Command, run: (body: () => Promise<Comma
     program
       .command("status")
       .description("census of encrypted columns and keys; exits 3 on any problem (a CI gate). Never writes")
-      .option("--keys <keys>", "comma-separated keys to check the data and canaries against (or @FILE, @-) (env DBCRYPT_KEYS)")
+      .option("--keys <keys>", "keys to check the data and canaries against: comma-separated keys or sources (@FILE, file://, env://, exec:, age:, @-); repeatable (env DBCRYPT_KEYS)", collectValues)
       .option("--verify", "decrypt every value with --keys and report rows that fail, by primary key")
       .option("--require-key <id>", "also fail unless every value is under this key id")
       .option("--require-encrypted", "also fail if any value that should be encrypted is plaintext")
       .addOption(new Option("--batch-size <rows>", "rows per read with --verify").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger)),
   ).action((flags: StatusFlags) =>
     run(async () => {
-      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys");
+      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys", keySourceContext(flags));
       // A Kubernetes encryption config brings its own keys.
       if (flags.verify && keys.length === 0 && flags.encryptionConfig === undefined) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
       if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {

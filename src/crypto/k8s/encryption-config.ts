@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readPrivateFile } from "../../key-sources/private-file.js";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from "yaml";
 import { DbcryptError } from "../../errors.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
@@ -33,11 +33,12 @@ export interface EncryptionConfig {
 
 const KEY_SIZES: Record<SecretProviderType, readonly number[]> = { aesgcm: [16, 24, 32], aescbc: [16, 24, 32], secretbox: [32] };
 
-export function readEncryptionConfigBytes(path: string): Buffer {
+/** The file holds key secrets, so it is read as a key file is: refused when group or others can read it. */
+export function readEncryptionConfigBytes(path: string, allowInsecure: boolean): Buffer {
   try {
-    return readFileSync(path);
+    return readPrivateFile(path, { label: "", what: "encryption config", allowInsecure, hint: "check the --encryption-config and --new-encryption-config paths" });
   } catch (error) {
-    throw new DbcryptError("bad_config", `cannot read encryption config ${path}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, { hint: "check the --encryption-config and --new-encryption-config paths" });
+    throw error instanceof DbcryptError ? new DbcryptError("bad_config", error.message, { hint: error.hint }) : error;
   }
 }
 

@@ -31,7 +31,7 @@ export const NOT_BASE64_KEY_ID = "not-base64";
  * rebuilding the scheme either sees the same keys or refuses.
  */
 function loadConfig(path: string, digest: string | undefined, read: SchemeOptions): { config: EncryptionConfig; digest: string } {
-  const bytes = readEncryptionConfigBytes(path);
+  const bytes = readEncryptionConfigBytes(path, read.flag("allowInsecureKeyFile"));
   const found = createHash("sha256").update(bytes).digest("hex");
   if (digest !== undefined && digest !== found) read.fail(`encryption config ${path} changed while dbcrypt was running`);
   return { config: parseEncryptionConfig(bytes.toString("utf8"), path), digest: found };
@@ -75,7 +75,7 @@ export const kubernetesFactory: SchemeFactory = {
   name: "k8s-encryption-config",
   summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity; kms recognised) as Obot stores them; key id = provider:key name from the prefix",
   create(options, origin): ValueScheme {
-    const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "allowAescbcWrites", "repairDoubleEncryption", "digests"]);
+    const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "allowAescbcWrites", "repairDoubleEncryption", "allowInsecureKeyFile", "digests"]);
     const digests = read.record("digests");
     const configured = new Set<string>();
     const byId = new Map<string, SchemeKey>();

@@ -63,8 +63,15 @@ export class RowKeyUnavailable extends Error {}
 /** One key as a scheme uses it. Key material stays inside; only the id is ever shown. */
 export interface SchemeKey {
   readonly id: string;
-  /** A pseudo-key that protects nothing (Kubernetes' identity provider): never recorded in the keys table. */
+  /**
+   * Never recorded in the keys table: a pseudo-key that protects nothing (Kubernetes' identity
+   * provider), or one whose secret lives in a KMS and is not dbcrypt's to record.
+   */
   readonly unkeyed?: boolean;
+  /** Where a configured key came from (`encryption config /etc/obot/enc.yaml`), for plans and status. */
+  readonly source?: string;
+  /** Set on a key that opens every key id starting with this (a KMS plugin opens whatever key ids it holds). */
+  readonly idFamily?: string;
   /**
    * `format` is what open() reported for the value being replaced (its text encoding, say), so a
    * rewrite keeps the spelling the application wrote; without it the scheme's default is used.
