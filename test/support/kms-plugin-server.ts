@@ -54,20 +54,25 @@ export class KmsPluginServer {
   #delayMs = 0;
   #mismatch = false;
 
-  private constructor(dir: string, server: grpc.Server, annotate: boolean) {
+  readonly #bindTarget: string;
+
+  private constructor(dir: string, server: grpc.Server, annotate: boolean, abstract: boolean) {
     this.#dir = dir;
     this.socketPath = join(dir, "kms.sock");
-    this.endpoint = `unix://${this.socketPath}`;
+    // An abstract socket (Linux) is `/@name` in a Kubernetes endpoint and a leading NUL to Node.
+    const abstractName = `dbcrypt-kms-${randomBytes(6).toString("hex")}`;
+    this.endpoint = abstract ? `unix:///@${abstractName}` : `unix://${this.socketPath}`;
+    this.#bindTarget = abstract ? `unix:\0${abstractName}` : this.endpoint;
     this.#server = server;
     this.#annotate = annotate;
     this.rotateKey();
   }
 
-  static async start(options: { annotate?: boolean } = {}): Promise<KmsPluginServer> {
+  static async start(options: { annotate?: boolean; abstract?: boolean } = {}): Promise<KmsPluginServer> {
     const definition = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, defaults: true });
     const service = ((grpc.loadPackageDefinition(definition).v2 as grpc.GrpcObject).KeyManagementService as grpc.ServiceClientConstructor).service;
     const server = new grpc.Server();
-    const plugin = new KmsPluginServer(mkdtempSync(join(tmpdir(), "dbcrypt-kms-")), server, options.annotate ?? true);
+    const plugin = new KmsPluginServer(mkdtempSync(join(tmpdir(), "dbcrypt-kms-")), server, options.annotate ?? true, options.abstract ?? false);
     server.addService(service, {
       Status: plugin.#handler("Status", () => ({ version: plugin.#version, healthz: plugin.#healthz, key_id: plugin.#current })),
       Encrypt: plugin.#handler("Encrypt", (request) => {
@@ -76,7 +81,7 @@ export class KmsPluginServer {
       }),
       Decrypt: plugin.#handler("Decrypt", (request) => ({ plaintext: plugin.unwrap(request.ciphertext as Buffer, request.key_id as string, request.annotations as Record<string, Buffer>) })),
     });
-    await new Promise<void>((resolve, reject) => server.bindAsync(plugin.endpoint, grpc.ServerCredentials.createInsecure(), (error) => (error === null ? resolve() : reject(error))));
+    await new Promise<void>((resolve, reject) => server.bindAsync(plugin.#bindTarget, grpc.ServerCredentials.createInsecure(), (error) => (error === null ? resolve() : reject(error))));
     return plugin;
   }
 

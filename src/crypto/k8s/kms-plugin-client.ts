@@ -130,6 +130,9 @@ export class KmsPluginClient {
     this.name = options.name;
     this.endpoint = parseKmsEndpoint(options.endpoint);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_KMS_TIMEOUT_MS;
+    if (!(this.timeoutMs > 0) || !Number.isFinite(this.timeoutMs)) {
+      throw new DbcryptError("bad_config", `KMS plugin ${this.name}: the timeout must be a positive duration`, { hint: 'write the kms provider\'s timeout as a Go duration such as "3s"' });
+    }
     const Service = keyManagementService();
     this.#client = new Service(this.endpoint.target, grpc.credentials.createInsecure(), { "grpc.default_authority": "localhost" });
   }

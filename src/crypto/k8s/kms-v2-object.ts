@@ -39,8 +39,10 @@ function encryptedObjectType(): protobuf.Type {
   return objectType;
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** protobufjs gives a Buffer for bytes read, but an empty array for bytes absent from the wire. */
+function asBuffer(bytes: unknown): Buffer {
+  if (Buffer.isBuffer(bytes)) return bytes;
+  return bytes instanceof Uint8Array ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.alloc(0);
 }
 
 /**
@@ -90,12 +92,12 @@ export function decodeEncryptedObject(bytes: Uint8Array): { object: EncryptedObj
     return { reason: "not a protobuf EncryptedObject" };
   }
   const annotations: Record<string, Buffer> = {};
-  for (const [key, value] of Object.entries((decoded.annotations ?? {}) as Record<string, Uint8Array>)) annotations[key] = asBuffer(value);
+  for (const [key, value] of Object.entries((decoded.annotations ?? {}) as Record<string, unknown>)) annotations[key] = asBuffer(value);
   return {
     object: {
-      encryptedData: asBuffer((decoded.encryptedData as Uint8Array | undefined) ?? new Uint8Array()),
+      encryptedData: asBuffer(decoded.encryptedData),
       keyID: (decoded.keyID as string | undefined) ?? "",
-      encryptedDEKSource: asBuffer((decoded.encryptedDEKSource as Uint8Array | undefined) ?? new Uint8Array()),
+      encryptedDEKSource: asBuffer(decoded.encryptedDEKSource),
       annotations,
       encryptedDEKSourceType: (decoded.encryptedDEKSourceType as number | undefined) ?? 0,
     },
