@@ -21,6 +21,8 @@ const TRIAL_CACHE_ENTRIES = 10_000;
 export class Keyring {
   readonly primary: SchemeKey | undefined;
   readonly #byId: Map<string, SchemeKey>;
+  /** Keys that open a whole family of key ids (SchemeKey.idFamily): a KMS plugin and every key it holds. */
+  readonly #families: SchemeKey[];
   readonly #lastOpenerByContext = new Map<string, SchemeKey>();
 
   constructor(primary: SchemeKey | undefined, decryptOnly: readonly SchemeKey[]) {
@@ -34,6 +36,7 @@ export class Keyring {
       }
       this.#byId.set(key.id, key);
     }
+    this.#families = [...this.#byId.values()].filter((key) => key.idFamily !== undefined);
   }
 
   static empty(): Keyring {
@@ -41,11 +44,11 @@ export class Keyring {
   }
 
   get(keyId: string): SchemeKey | undefined {
-    return this.#byId.get(keyId);
+    return this.#byId.get(keyId) ?? this.#families.find((key) => keyId.startsWith(key.idFamily as string));
   }
 
   has(keyId: string): boolean {
-    return this.#byId.has(keyId);
+    return this.get(keyId) !== undefined;
   }
 
   /**

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { BatchRow } from "../db/dialect.js";
 import { DbcryptError } from "../errors.js";
 import type { EncryptedTable } from "../schema/model.js";
+import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { PlanRequest } from "./crypto-worker.js";
 import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
 import type { RowPlan } from "./row-plans.js";
@@ -22,8 +23,9 @@ export class InlinePlanner implements BatchPlanner {
   readonly depth = 1;
   readonly #planRow: ReturnType<typeof buildRowPlanner>;
 
-  constructor(spec: RowTransformSpec) {
-    this.#planRow = buildRowPlanner(spec);
+  /** `scheme`: the run's own instance, holding whatever its start() and prepareCells() fetched. */
+  constructor(spec: RowTransformSpec, scheme?: ValueScheme) {
+    this.#planRow = buildRowPlanner(spec, scheme);
   }
 
   async plan(table: EncryptedTable, rows: BatchRow[]): Promise<RowPlan[]> {
@@ -105,6 +107,8 @@ export function defaultCryptoThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
-export function createPlanner(spec: RowTransformSpec, threads: number, expectedValues: number): BatchPlanner {
-  return threads > 0 && expectedValues >= MIN_VALUES_FOR_WORKERS ? new WorkerPoolPlanner(spec, threads) : new InlinePlanner(spec);
+/** A scheme whose opening depends on state this thread fetched (a KMS plugin's DEKs) plans on this thread. */
+export function createPlanner(spec: RowTransformSpec, threads: number, expectedValues: number, scheme?: ValueScheme): BatchPlanner {
+  const useWorkers = threads > 0 && expectedValues >= MIN_VALUES_FOR_WORKERS && scheme?.mainThreadOnly !== true;
+  return useWorkers ? new WorkerPoolPlanner(spec, threads) : new InlinePlanner(spec, scheme);
 }

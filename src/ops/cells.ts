@@ -36,6 +36,21 @@ export async function readCells(dialect: DatabaseReader, scheme: ValueScheme, ta
 }
 
 /**
+ * Fetches what opening a batch's cells needs, for schemes whose keys sit behind a service (a KMS
+ * plugin's Decrypt of each new DEK source): one call per batch, before any cell is opened.
+ */
+export async function prepareToOpen(scheme: ValueScheme, table: EncryptedTable, rows: readonly BatchRow[]): Promise<void> {
+  if (scheme.prepareCells === undefined) return;
+  const cells: string[] = [];
+  for (const row of rows) {
+    row.fields.forEach((field, index) => {
+      if (field.value !== null && table.columns[index]?.keyIdColumn === undefined) cells.push(field.value);
+    });
+  }
+  await scheme.prepareCells(cells);
+}
+
+/**
  * The row's additional data from the table's template (`users.obot.obot.ai/{hashed_username}`),
  * as input `aad`, and its legacy forms as `aad.1`, `aad.2`… A NULL column renders as '', as Go's
  * zero value does.

@@ -20,6 +20,7 @@ export interface DecryptRequest extends WriteRequest {
  * Unlike Coder's, it inserts no key row and a second run after success is a no-op, not an error.
  */
 export const decryptOperation = writeOperation<DecryptRequest>("decrypt", async (dialect, { schema, keys }, request) => {
+  await schema.scheme.start?.("read");
   const keyring = new Keyring(undefined, [...request.keys.map((key) => key.toSchemeKey(schema.scheme)), ...(schema.scheme.configuredKeys?.().read ?? [])]);
   if (keyring.size === 0) {
     throw new DbcryptError("usage", "no keys given: --keys is required", { hint: "pass --keys or set DBCRYPT_DECRYPT_KEYS (for Kubernetes encryption configs, --encryption-config)", subject: { flag: "--keys" } });

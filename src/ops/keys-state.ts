@@ -33,12 +33,21 @@ export function dataKeyProblems(census: Census, isKnown: (keyId: string) => bool
         keyId === UNIDENTIFIED_KEY_ID
           ? `${use.label}: ${use.rows} encrypted value(s) that none of the supplied keys opens`
           : keyId.startsWith("kms:")
-            ? `${use.label}: ${use.rows} value(s) under KMS provider ${keyId.split(":").slice(2).join(":")} (${keyId}), which dbcrypt cannot reach yet`
+            ? `${use.label}: ${use.rows} value(s) under ${kmsWords(keyId)}`
             : `${use.label}: ${use.rows} value(s) under key ${keyId}`,
       );
     }
   }
   return lines;
+}
+
+/** A KMS key id the run has no plugin for, and what would reach it. */
+function kmsWords(keyId: string): string {
+  const [, version, rest = ""] = keyId.split(":");
+  const name = rest.split("/")[0];
+  return version === "v2"
+    ? `KMS provider ${name} (${keyId}); pass an --encryption-config that lists it with its plugin's endpoint`
+    : `KMS v1 provider ${name} (${keyId}), which dbcrypt does not serve (Kubernetes deprecated KMS v1)`;
 }
 
 /** Preflight shared by rotate and decrypt: throws the first refusal, exit 3, before any write. */

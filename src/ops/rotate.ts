@@ -25,6 +25,7 @@ export interface RotateRequest extends WriteRequest {
  */
 export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys }, request) => {
   const { scheme } = schema;
+  await scheme.start?.("write");
   const configured = scheme.configuredKeys?.();
   const newKey = request.newKey?.toSchemeKey(scheme) ?? configured?.write;
   if (newKey === undefined) {

@@ -31,8 +31,9 @@ export function decryptTransform(scheme: ValueScheme, keys: readonly EncryptionK
   return { kind: "decrypt", scheme: scheme.name, schemeOptions: { ...scheme.options }, keys: keys.map((key) => key.exportBase64()) };
 }
 
-export function buildRowPlanner(spec: RowTransformSpec): PlanRow {
-  const scheme = schemeNamed(spec.scheme, spec.schemeOptions);
+/** `built`: the scheme instance to use when the caller has it (the main thread); a worker builds its own. */
+export function buildRowPlanner(spec: RowTransformSpec, built?: ValueScheme): PlanRow {
+  const scheme = built ?? schemeNamed(spec.scheme, spec.schemeOptions);
   const configured = scheme.configuredKeys?.();
   const keys = [...spec.keys.map((text, index) => EncryptionKey.parse(text, `key ${index + 1}`).toSchemeKey(scheme)), ...(configured?.read ?? [])];
   if (spec.kind === "decrypt") return decryptRowPlanner(new Keyring(undefined, keys));

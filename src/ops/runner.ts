@@ -7,7 +7,7 @@ import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batc
 import { Pacer, type PacingOptions } from "./pacing.js";
 import { createPlanner, type BatchPlanner } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
-import { isPlaintextField, readCells } from "./cells.js";
+import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { RowFailure, RowPlan } from "./row-plans.js";
 
@@ -92,7 +92,7 @@ export async function runBatches(dialect: Dialect, tables: EncryptedTable[], opt
     reported: new Set(),
     totalRows: [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0),
     pacer: new Pacer(options.pacing, dialect, options.emit, options.shouldStop),
-    planner: options.action.kind === "rewrite" ? createPlanner(options.action.transform, options.cryptoThreads, [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0)) : undefined,
+    planner: options.action.kind === "rewrite" ? createPlanner(options.action.transform, options.cryptoThreads, [...options.expectedRows.values()].reduce((sum, rows) => sum + rows, 0), options.scheme) : undefined,
     done: 0,
     conflictsThisPass: 0,
   };
@@ -187,6 +187,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
         const limit = batchSize;
         const cursorBefore = readCursor;
         const rows = await readCells(dialect, options.scheme, table, options.filter, cursorBefore, limit);
+        if (options.action.kind === "rewrite") await prepareToOpen(options.scheme, table, rows);
         if (rows.length < limit) readAll = true;
         if (rows.length === 0) break;
         readCursor = lastRowKey(rows);

@@ -96,18 +96,26 @@ export interface WritePreparation {
  */
 export async function withWritePreparation<T>(session: Session, command: string, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
   const schema = await checkedSchema(session);
-  const lock = await session.dialect.acquireRunLock(command);
   try {
-    return await body({ schema, keys: await session.dialect.readKeys() });
+    const lock = await session.dialect.acquireRunLock(command);
+    try {
+      return await body({ schema, keys: await session.dialect.readKeys() });
+    } finally {
+      await lock.release();
+    }
   } finally {
-    await lock.release();
+    await schema.scheme.close?.();
   }
 }
 
 /** The same preamble for a dry run: no lock (it writes nothing), on a session that cannot write. */
 export async function withDryRunPreparation<T>(session: ReadSession, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
   const schema = await checkedSchema(session);
-  return body({ schema, keys: await session.dialect.readKeys() });
+  try {
+    return await body({ schema, keys: await session.dialect.readKeys() });
+  } finally {
+    await schema.scheme.close?.();
+  }
 }
 
 async function checkedSchema(session: ReadSession): Promise<SchemaPlan> {

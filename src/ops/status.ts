@@ -5,7 +5,7 @@ import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { takeCensus, type Census } from "./census.js";
 import { activeKeyProblems, keySourceLines, type KeySourceLine } from "./keys-state.js";
-import { isPlaintextField, readCells } from "./cells.js";
+import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import { openField, reportableKeyId } from "./row-plans.js";
 import { describeRowKey } from "./runner.js";
 import { loadSchema, type ReadSession } from "./session.js";
@@ -47,6 +47,17 @@ export async function status(session: ReadSession, request: StatusRequest): Prom
   const { dialect } = session;
   const keysTableExists = await dialect.keysTableExists();
   const schema = await loadSchema(session);
+  try {
+    return await statusOf(session, schema, keysTableExists, request);
+  } finally {
+    await schema.scheme.close?.();
+  }
+}
+
+async function statusOf(session: ReadSession, schema: SchemaPlan, keysTableExists: boolean, request: StatusRequest): Promise<StatusReport> {
+  const { dialect } = session;
+  // Only decrypting needs a KMS plugin; the census reads key ids from the cells.
+  if (request.verify) await schema.scheme.start?.("read");
   const keys = keysTableExists ? await dialect.readKeys() : [];
   const supplied = [...request.keys.map((key) => key.toSchemeKey(schema.scheme)), ...(schema.scheme.configuredKeys?.().read ?? [])];
   const keyring = supplied.length > 0 ? new Keyring(undefined, supplied) : undefined;
@@ -105,7 +116,9 @@ function findProblems(keysTable: string, exists: boolean, keys: KeyRow[], census
       problems.push(`${column.label}: ${plaintextToEncrypt} plaintext value(s) that should be encrypted`);
     }
   }
-  if (request.requireKeyId !== undefined && !active.has(request.requireKeyId)) {
+  // Identity and KMS keys are never recorded in the keys table; the census above is the whole check for them.
+  const neverRecorded = request.requireKeyId !== undefined && keyring?.get(request.requireKeyId)?.unkeyed === true;
+  if (request.requireKeyId !== undefined && !active.has(request.requireKeyId) && !neverRecorded) {
     problems.push(`the required key ${request.requireKeyId} is not an active key in ${keysTable}`);
   }
   if (keyring) {
@@ -125,6 +138,7 @@ async function verifyValues(session: ReadSession, schema: SchemaPlan, keyring: K
     for (;;) {
       const rows = await readCells(session.dialect, schema.scheme, table, { kind: "encrypted" }, after, batchSize);
       if (rows.length === 0) break;
+      await prepareToOpen(schema.scheme, table, rows);
       after = rows[rows.length - 1]?.rowKey;
       for (const row of rows) {
         row.fields.forEach((field, index) => {

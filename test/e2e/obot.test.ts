@@ -111,7 +111,7 @@ describe.each(ENGINE_KINDS)("Obot on %s", (kind) => {
     const c1 = config("c1", [[keys.k1], [keys.k0], "identity"]);
     const kms = await cli(["rotate", "--encryption-config", c1, "--new-encryption-config", c1, "--yes", "--json"]);
     expect(kms.code).toBe(3);
-    expect(JSON.parse(kms.stdout).error.details.join("\n")).toMatch(/properties\.value: 1 value\(s\) under KMS provider aws-kms \(kms:v2:aws-kms\), which dbcrypt cannot reach yet/);
+    expect(JSON.parse(kms.stdout).error.details.join("\n")).toMatch(/properties\.value: 1 value\(s\) under KMS provider aws-kms \(kms:v2:aws-kms\/\?\); pass an --encryption-config that lists it with its plugin's endpoint/);
     await expectObot(db, fields.filter((field) => !(field.table === "properties" && field.id === "setting.1")), null, { asSeeded: true, seedKey: keys.k0 });
   });
 

@@ -67,13 +67,16 @@ export function openK8s(key: K8sKey, cell: string, aad: string): string | undefi
 }
 
 /** An EncryptionConfiguration with the given providers first to last ("identity" for identity). */
-export function encryptionConfigYaml(resources: string[], providers: (K8sKey[] | "identity" | { kms: string })[]): string {
+export function encryptionConfigYaml(resources: string[], providers: (K8sKey[] | "identity" | { kms: string; endpoint?: string; timeout?: string })[]): string {
   const lines = ["apiVersion: apiserver.config.k8s.io/v1", "kind: EncryptionConfiguration", "resources:", "  - resources:"];
   for (const resource of resources) lines.push(`      - ${resource}`);
   lines.push("    providers:");
   for (const provider of providers) {
     if (provider === "identity") lines.push("      - identity: {}");
-    else if ("kms" in provider) lines.push(`      - kms:`, `          apiVersion: v2`, `          name: ${provider.kms}`, `          endpoint: unix:///tmp/${provider.kms}.sock`);
+    else if ("kms" in provider) {
+      lines.push(`      - kms:`, `          apiVersion: v2`, `          name: ${provider.kms}`, `          endpoint: ${provider.endpoint ?? `unix:///tmp/${provider.kms}.sock`}`);
+      if (provider.timeout !== undefined) lines.push(`          timeout: ${provider.timeout}`);
+    }
     else {
       lines.push(`      - ${provider[0]?.provider}:`, "          keys:");
       for (const key of provider) lines.push(`            - name: ${key.name}`, `              secret: ${key.secret.toString("base64")}`);

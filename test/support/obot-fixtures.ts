@@ -78,13 +78,19 @@ export async function seedObot(db: TestDb, key: K8sKey, rows: number): Promise<O
   return fields;
 }
 
+/** Opens a cell the way something other than a local key would (a KMS plugin): plaintext, or undefined. */
+export interface CellOpener {
+  name: string;
+  open(cell: string, aad: string): string | undefined;
+}
+
 const ID_COLUMN: Record<ObotField["table"], string> = { users: "id", credentials: "id", properties: "key" };
 
 /**
  * Every field holds its plaintext: under `key` with its row flagged encrypted, or (key null) as
  * plaintext with the flag cleared. `asSeeded` checks the seeded state instead.
  */
-export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | null, options: { asSeeded?: boolean; seedKey?: K8sKey; eitherOf?: K8sKey[] } = {}): Promise<void> {
+export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | null, options: { asSeeded?: boolean; seedKey?: K8sKey; eitherOf?: K8sKey[]; opener?: CellOpener } = {}): Promise<void> {
   const tables = new Map<string, Map<string, Record<string, unknown>>>();
   for (const table of ["users", "credentials", "properties"] as const) {
     const rows = await db.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
@@ -101,7 +107,7 @@ export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | 
       expectSeededOrUnder(field, stored, encrypted, options.eitherOf, where);
       continue;
     }
-    const state = options.asSeeded ? field.seeded : key === null ? "plaintext" : "key";
+    const state = options.asSeeded ? field.seeded : key === null && options.opener === undefined ? "plaintext" : "key";
     const underKey = options.asSeeded ? options.seedKey : key;
     if (state === "plaintext") {
       expect(encrypted, `${where} row flag`).toBe(false);
@@ -116,6 +122,7 @@ export async function expectObot(db: TestDb, fields: ObotField[], key: K8sKey | 
     const cell = field.table === "credentials" ? (JSON.parse(stored as string) as Record<string, string>)._obot_encrypted_env : stored;
     expect(typeof cell, `${where} cell (credentials keep their JSON envelope)`).toBe("string");
     if (state === "identity") expect(Buffer.from(cell as string, "base64").toString("utf8"), where).toBe(field.plaintext);
+    else if (options.opener !== undefined) expect(options.opener.open(cell as string, field.aad), `${where} opens under ${options.opener.name} with its AAD`).toBe(field.plaintext);
     else expect(openK8s(underKey as K8sKey, cell as string, field.aad), `${where} opens under ${underKey?.provider}:${underKey?.name} with its AAD`).toBe(field.plaintext);
   }
 }

@@ -132,7 +132,7 @@ describe("the k8s-encryption-config scheme", () => {
     const scheme = schemeNamed("k8s-encryption-config", {});
     expect(scheme.keyIdOfCell?.(sealK8s(key0, "x", ""), { encrypted: "true" })).toBe("aesgcm:key0");
     expect(scheme.keyIdOfCell?.(sealK8s(key1, "x", ""), { encrypted: "1" })).toBe("secretbox:key1");
-    expect(scheme.keyIdOfCell?.(Buffer.from("k8s:enc:kms:v2:aws-kms:\x0a\x01x").toString("base64"), { encrypted: "t" })).toBe("kms:v2:aws-kms");
+    expect(scheme.keyIdOfCell?.(Buffer.from("k8s:enc:kms:v2:aws-kms:\x0a\x01x").toString("base64"), { encrypted: "t" })).toBe("kms:v2:aws-kms/?");
     expect(scheme.keyIdOfCell?.(Buffer.from("plain").toString("base64"), { encrypted: "true" })).toBe("identity");
     expect(scheme.keyIdOfCell?.("plain text", { encrypted: "false" })).toBeUndefined();
     expect(scheme.keyIdOfCell?.("plain text", { encrypted: "true" })).toBe("not-base64");
@@ -145,7 +145,7 @@ describe("the k8s-encryption-config scheme", () => {
     expect(keys?.read.map((key) => key.id).sort()).toEqual(["aesgcm:key0", "identity", "secretbox:key1"]);
   });
 
-  it("refuses a new key reusing an old key's name with another secret, and aescbc or kms writes unless allowed", () => {
+  it("refuses a new key reusing an old key's name with another secret, aescbc writes unless allowed, and kms v1 writes", () => {
     const clash = configFile(encryptionConfigYaml(resources, [[k8sKey("aesgcm", "key0")]]));
     expect(() => schemeNamed("k8s-encryption-config", { encryptionConfig: current, newEncryptionConfig: clash })).toThrow(/key aesgcm:key0 appears with two different secrets/);
     // Within one file too: Helm's default name, new secret first and the old one after it.
@@ -157,8 +157,14 @@ describe("the k8s-encryption-config scheme", () => {
     const cbc = configFile(encryptionConfigYaml(resources, [[k8sKey("aescbc", "cbc1")]]));
     expect(() => schemeNamed("k8s-encryption-config", { newEncryptionConfig: cbc })).toThrow(/--allow-aescbc-writes/);
     expect(schemeNamed("k8s-encryption-config", { newEncryptionConfig: cbc, allowAescbcWrites: true }).configuredKeys?.().write?.id).toBe("aescbc:cbc1");
-    const kms = configFile(encryptionConfigYaml(resources, [{ kms: "aws-kms" }, "identity"]));
-    expect(() => schemeNamed("k8s-encryption-config", { newEncryptionConfig: kms })).toThrow(/kms/);
+    const kmsV1 = configFile(encryptionConfigYaml(resources, [{ kms: "aws-kms" }, "identity"]).replace("apiVersion: v2", "apiVersion: v1"));
+    expect(() => schemeNamed("k8s-encryption-config", { newEncryptionConfig: kmsV1 })).toThrow(/kms v1 \(aws-kms\), which Kubernetes has deprecated/);
+    // A KMS v2 plugin's write key exists only once start("write") has asked the plugin.
+    const kmsV2 = configFile(encryptionConfigYaml(resources, [{ kms: "aws-kms" }, "identity"]));
+    const scheme = schemeNamed("k8s-encryption-config", { newEncryptionConfig: kmsV2 });
+    expect(scheme.configuredKeys?.().write).toBeUndefined();
+    expect(scheme.configuredKeys?.().read.map((key) => key.id)).toEqual(["kms:v2:aws-kms/*", "identity"]);
+    expect(scheme.mainThreadOnly).toBe(true);
   });
 
   it("reports a value that decrypts to another k8s:enc: cell, and opens the inner one only when asked", () => {

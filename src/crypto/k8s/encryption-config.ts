@@ -1,4 +1,5 @@
 import { readPrivateFile } from "../../key-sources/private-file.js";
+import { DEFAULT_KMS_TIMEOUT_MS, parseGoDuration } from "./kms-plugin-client.js";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from "yaml";
 import { DbcryptError } from "../../errors.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
@@ -19,7 +20,7 @@ export interface ProviderKey {
 export type Provider =
   | { type: SecretProviderType; keys: ProviderKey[] }
   | { type: "identity" }
-  | { type: "kms"; apiVersion: "v1" | "v2"; name: string };
+  | { type: "kms"; apiVersion: "v1" | "v2"; name: string; endpoint: string | undefined; timeoutMs: number };
 
 export interface ResourceConfig {
   resources: string[];
@@ -119,7 +120,12 @@ function readProvider(node: YamlNode, fail: Fail): Provider {
     if (apiVersion !== "v1" && apiVersion !== "v2") fail(kms.get("apiVersion"), 'kms.apiVersion must be "v1" or "v2"');
     const name = scalarText(kms.get("name"), "kms.name", fail);
     if (name.includes(":")) fail(kms.get("name"), "kms.name must not contain ':'");
-    return { type: "kms", apiVersion: apiVersion as "v1" | "v2", name };
+    const endpoint = kms.has("endpoint") ? scalarText(kms.get("endpoint"), "kms.endpoint", fail) : undefined;
+    if (apiVersion === "v2" && endpoint === undefined) fail(body, "kms (v2) needs an endpoint: unix:///path/to/plugin.sock");
+    if (endpoint !== undefined && !endpoint.startsWith("unix://")) fail(kms.get("endpoint"), "kms.endpoint must be unix:///path (the plugin's socket)");
+    const timeoutMs = kms.has("timeout") ? parseGoDuration(scalarText(kms.get("timeout"), "kms.timeout", fail)) : DEFAULT_KMS_TIMEOUT_MS;
+    if (timeoutMs === undefined || timeoutMs <= 0) return fail(kms.get("timeout"), "kms.timeout must be a positive duration such as 3s or 500ms");
+    return { type: "kms", apiVersion: apiVersion as "v1" | "v2", name, endpoint, timeoutMs };
   }
   const secretType = type as SecretProviderType;
   const keysNode = mapFields(body, ["keys"], fail).get("keys");

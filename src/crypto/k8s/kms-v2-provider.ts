@@ -150,9 +150,11 @@ export class KmsV2ReadKey implements SchemeKey {
   readonly id: string;
   readonly idFamily: string;
   readonly unkeyed = true;
+  readonly source: string;
   readonly #cells: KmsV2Cells;
 
-  constructor(cells: KmsV2Cells) {
+  constructor(cells: KmsV2Cells, source: string) {
+    this.source = source;
     this.idFamily = kmsV2Family(cells.name);
     this.id = `${this.idFamily}*`;
     this.#cells = cells;
@@ -175,16 +177,23 @@ export class KmsV2ReadKey implements SchemeKey {
   }
 }
 
-/** Seals in seed mode under the seed one Encrypt wrapped for this run; opens cells under its own key id. */
+/**
+ * Seals in seed mode under the seed one Encrypt wrapped for this run; opens cells under its own key
+ * id. Never recorded in the keys table: its secret is the KMS's, and a canary sealed with this
+ * run's seed would need a Decrypt before any later run could check it.
+ */
 export class KmsV2WriteKey implements SchemeKey {
   readonly id: string;
+  readonly unkeyed = true;
+  readonly source: string;
   readonly #prefix: Buffer;
   readonly #seed: Buffer;
   readonly #encode: (encryptedData: Buffer) => Buffer;
   readonly #cells: KmsV2Cells;
 
-  constructor(cells: KmsV2Cells, seed: Buffer, wrapped: Omit<EncryptedObject, "encryptedData">) {
+  constructor(cells: KmsV2Cells, seed: Buffer, wrapped: Omit<EncryptedObject, "encryptedData">, source: string) {
     this.id = kmsV2KeyIdFor(cells.name, wrapped.keyID);
+    this.source = source;
     this.#prefix = Buffer.from(`${KMS_V2_PREFIX}${cells.name}:`, "utf8");
     this.#seed = seed;
     this.#encode = encryptedObjectEncoder(wrapped);
@@ -233,7 +242,7 @@ export class KmsV2Provider {
     this.name = options.name;
     this.#client = new KmsPluginClient(options.timeoutMs === undefined ? { name: options.name, endpoint: options.endpoint } : { name: options.name, endpoint: options.endpoint, timeoutMs: options.timeoutMs });
     this.#cells = new KmsV2Cells(options.name, this.#sources, options.inner);
-    this.#readKey = new KmsV2ReadKey(this.#cells);
+    this.#readKey = new KmsV2ReadKey(this.#cells, this.#client.describe());
     this.#concurrency = Math.max(1, options.decryptConcurrency ?? DEFAULT_DECRYPT_CONCURRENCY);
   }
 
@@ -260,7 +269,7 @@ export class KmsV2Provider {
     if (problem !== undefined) throw new KmsPluginError("Encrypt", true, `${this.#client.describe()}: Encrypt returned an unusable answer: ${problem}`, "check the KMS plugin's logs");
     // Cells written with this seed then open in this run without asking the plugin.
     this.#sources.remember(dekSourceCacheKey(fixed).toString("latin1"), seed);
-    this.#writeKey = new KmsV2WriteKey(this.#cells, seed, fixed);
+    this.#writeKey = new KmsV2WriteKey(this.#cells, seed, fixed, this.#client.describe());
     return this.#writeKey;
   }
 

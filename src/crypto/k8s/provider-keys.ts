@@ -140,12 +140,14 @@ function withFormat(inner: OpenResult | undefined, plaintext: Buffer, format: Ce
 export class ProviderKey implements SchemeKey {
   readonly id: string;
   readonly type: SecretProviderType;
+  readonly source: string | undefined;
   readonly #prefix: Buffer;
   readonly #cipher: PayloadCipher;
   readonly #inner: InnerOpener;
 
-  constructor(type: SecretProviderType, name: string, secret: Buffer, inner: InnerOpener) {
+  constructor(type: SecretProviderType, name: string, secret: Buffer, inner: InnerOpener, source?: string) {
     this.type = type;
+    this.source = source;
     this.id = `${type}:${name}`;
     this.#prefix = Buffer.from(`${K8S_PREFIX}${type}:v1:${name}:`, "utf8");
     this.#cipher = CIPHERS[type](Buffer.from(secret));
@@ -187,10 +189,12 @@ export class ProviderKey implements SchemeKey {
 export class IdentityKey implements SchemeKey {
   readonly id = "identity";
   readonly unkeyed = true;
+  readonly source: string | undefined;
   readonly #inner: InnerOpener;
 
-  constructor(inner: InnerOpener) {
+  constructor(inner: InnerOpener, source?: string) {
     this.#inner = inner;
+    this.source = source;
   }
 
   seal(plaintext: string | Buffer, _context?: RowContext, format?: string): string {

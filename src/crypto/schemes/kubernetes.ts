@@ -3,6 +3,7 @@ import { DbcryptError } from "../../errors.js";
 import { parseEncryptionConfig, readEncryptionConfigBytes, type EncryptionConfig, type Provider } from "../k8s/encryption-config.js";
 import { AAD_INPUT, ENVELOPE_FIELD, FLAG_INPUT, IdentityKey, K8S_PREFIX, ProviderKey, unwrapEnvelope, type InnerOpener } from "../k8s/provider-keys.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
+import { KmsV2Provider, kmsV2KeyIdOfCell } from "../k8s/kms-v2-provider.js";
 import { SchemeOptions } from "./scheme-options.js";
 import { rowFlagSet, type CellPrefix, type OpenResult, type RowContext, type SchemeFactory, type SchemeKey, type ValueScheme } from "./value-scheme.js";
 
@@ -64,13 +65,6 @@ function resourcesOf(config: EncryptionConfig): string[] {
   return config.resources.flatMap((entry) => entry.resources);
 }
 
-export interface ConfiguredKeys {
-  /** Every key the configurations can read with (identity included where listed). */
-  read: SchemeKey[];
-  /** providers[0]'s first key of the new configuration, when one was given. */
-  write: SchemeKey | undefined;
-}
-
 export const kubernetesFactory: SchemeFactory = {
   name: "k8s-encryption-config",
   summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity; kms recognised) as Obot stores them; key id = provider:key name from the prefix",
@@ -92,19 +86,33 @@ export const kubernetesFactory: SchemeFactory = {
       origins.set(key.id, secretDigest);
       if (!byId.has(key.id)) byId.set(key.id, key);
     };
+    // One client per KMS v2 plugin, whichever file names it; a name is the only thing its cells carry.
+    const plugins = new Map<string, { provider: KmsV2Provider; endpoint: string }>();
+    const pluginFor = (provider: Extract<Provider, { type: "kms" }>, path: string): KmsV2Provider => {
+      const endpoint = provider.endpoint as string;
+      const known = plugins.get(provider.name);
+      if (known !== undefined && known.endpoint !== endpoint) read.fail(`KMS provider ${provider.name} has two endpoints (${known.endpoint}, ${endpoint} in ${path}); a cell names only the provider`);
+      if (known !== undefined) return known.provider;
+      const created = new KmsV2Provider({ name: provider.name, endpoint, timeoutMs: provider.timeoutMs, inner });
+      plugins.set(provider.name, { provider: created, endpoint });
+      return created;
+    };
     const keysOf = (config: EncryptionConfig): Provider => {
       const providers = providersOf(config, read);
       for (const resource of resourcesOf(config)) configured.add(resource);
+      const source = `encryption config ${config.path}`;
       for (const provider of providers) {
-        if (provider.type === "identity") remember(new IdentityKey(inner), "identity", config.path);
+        if (provider.type === "identity") remember(new IdentityKey(inner, source), "identity", config.path);
         if (provider.type === "aesgcm" || provider.type === "aescbc" || provider.type === "secretbox") {
-          for (const key of provider.keys) remember(new ProviderKey(provider.type, key.name, key.secret, inner), createHash("sha256").update(key.secret).digest("hex"), config.path);
+          for (const key of provider.keys) remember(new ProviderKey(provider.type, key.name, key.secret, inner, source), createHash("sha256").update(key.secret).digest("hex"), config.path);
         }
+        if (provider.type === "kms" && provider.apiVersion === "v2") remember(pluginFor(provider, config.path).readKey(), `kms:${provider.endpoint}`, config.path);
       }
       return providers[0] as Provider;
     };
     const loaded: Record<string, string> = {};
     let writeKey: SchemeKey | undefined;
+    let writePlugin: KmsV2Provider | undefined;
     for (const [option, role] of [["encryptionConfig", "current"], ["newEncryptionConfig", "new"]] as const) {
       const path = read.optionalString(option);
       if (path === undefined) continue;
@@ -112,15 +120,18 @@ export const kubernetesFactory: SchemeFactory = {
       loaded[option] = digest;
       const first = keysOf(config);
       if (role === "new") {
-        if (first.type === "kms") read.fail(`the new encryption config's first provider is kms (${first.name}); writing through a KMS plugin is not supported yet`);
+        if (first.type === "kms" && first.apiVersion === "v1") read.fail(`the new encryption config's first provider is kms v1 (${first.name}), which Kubernetes has deprecated; write with a kms v2 provider`);
         if (first.type === "aescbc" && !read.flag("allowAescbcWrites")) {
           read.fail("the new encryption config's first provider is aescbc, which has no MAC; pass --allow-aescbc-writes to write with it anyway");
         }
         if (first.type === "identity") writeKey = byId.get("identity");
-        else if (first.type !== "kms") writeKey = byId.get(`${first.type}:${first.keys[0]?.name}`);
+        else if (first.type === "kms") writePlugin = plugins.get(first.name)?.provider;
+        else writeKey = byId.get(`${first.type}:${first.keys[0]?.name}`);
       }
     }
-    const configuredKeys: ConfiguredKeys = { read: [...byId.values()], write: writeKey };
+    const providers = [...plugins.values()].map((plugin) => plugin.provider);
+    // The KMS write key exists only once start("write") has had the plugin wrap this run's seed.
+    let kmsWriteKey: SchemeKey | undefined;
     return {
       name: "k8s-encryption-config",
       keyBytes: 32,
@@ -138,7 +149,20 @@ export const kubernetesFactory: SchemeFactory = {
       columnSpelling: (evidence) => [...evidence].sort((a, b) => b[1] - a[1])[0]?.[0],
       rewriteSpelling: (oldCell, opened, column) => (oldCell === null ? column : (opened ?? column)),
       optionalContextInputs: [AAD_INPUT, FLAG_INPUT],
-      configuredKeys: () => configuredKeys,
+      configuredKeys: () => ({ read: kmsWriteKey === undefined ? [...byId.values()] : [kmsWriteKey, ...byId.values()], write: writeKey ?? kmsWriteKey }),
+      // Every plugin the configurations name is asked for its Status before anything is written,
+      // and the write plugin wraps this run's seed: a plugin that is down stops the run unchanged.
+      start: async (use) => {
+        for (const provider of providers) await provider.checkHealth();
+        if (use === "write" && writePlugin !== undefined) kmsWriteKey = await writePlugin.prepareWrites();
+      },
+      prepareCells: async (cells) => {
+        for (const provider of providers) await provider.prepareCells(cells);
+      },
+      close: async () => {
+        for (const provider of providers) provider.close();
+      },
+      mainThreadOnly: providers.length > 0,
       configuredResources: () => [...configured],
       // File paths and digests only: the secrets are re-read from the files, never carried.
       options: { ...options, digests: { ...digests, ...loaded } },
@@ -161,7 +185,8 @@ function keyIdOfK8sCell(text: string, context: RowContext | undefined): string |
   const match = ascii !== null && !NON_ASCII.test(ascii[2] as string) ? ascii : longNamePrefix(cell, head);
   if (match !== null) return `${match[1]}:${match[2]}`;
   const kms = KMS_PREFIXED.exec(head);
-  if (kms !== null) return `kms:${kms[1]}:${kms[2]}`;
+  // A KMS v2 cell names the plugin's key inside its object, so the whole cell is decoded.
+  if (kms !== null) return (kms[1] === "v2" ? kmsV2KeyIdOfCell(text) : undefined) ?? `kms:${kms[1]}:${kms[2]}`;
   if (head.startsWith(K8S_PREFIX)) return "k8s-unknown-provider";
   return "identity";
 }

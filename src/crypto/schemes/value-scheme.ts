@@ -134,6 +134,18 @@ export interface ValueScheme {
   configuredResources?(): string[];
   /** The options this instance was made with, so a worker thread can make the same one. */
   readonly options?: Readonly<Record<string, unknown>>;
+  /**
+   * For schemes whose keys sit behind a service (a KMS v2 plugin): reach it before anything is
+   * written, so an unhealthy service stops the run while nothing has changed. `write`: also get
+   * what writing needs (one Encrypt of a fresh seed). Opening and sealing stay synchronous.
+   */
+  start?(use: "read" | "write"): Promise<void>;
+  /** Fetches what opening these cells needs (their DEK sources), before a batch is opened. */
+  prepareCells?(cells: readonly string[]): Promise<void>;
+  /** Closes connections start() opened. */
+  close?(): Promise<void>;
+  /** True where opening depends on state fetched by this instance (prepareCells), which a worker thread's copy would not have. */
+  readonly mainThreadOnly?: boolean;
 }
 
 /**
