@@ -2,7 +2,7 @@
 // The README's first command: status, rotate to a fresh key, status again, on a copy of the
 // bundled SQLite demo database. Keys are passed as files (@PATH) and shown by key id only.
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,7 +13,11 @@ rmSync(workDir, { recursive: true, force: true });
 mkdirSync(workDir, { mode: 0o700 });
 const database = join(workDir, "demo.db");
 copyFileSync(join(root, "fixtures", "demo.db"), database);
-const oldKeyFile = join(root, "fixtures", "demo.key");
+// A checkout leaves fixtures/demo.key readable by everyone, and dbcrypt refuses such key files;
+// the copy is the operator's own.
+const oldKeyFile = join(workDir, "demo.key");
+copyFileSync(join(root, "fixtures", "demo.key"), oldKeyFile);
+chmodSync(oldKeyFile, 0o600);
 const newKeyFile = join(workDir, "new.key");
 
 const generated = JSON.parse(execFileSync(process.execPath, [cli, "keys", "generate", "--json"], { encoding: "utf8" }));
@@ -27,7 +31,7 @@ const step = (title, args) => {
   return result.status ?? 1;
 };
 
-process.stdout.write(`demo database: ${database}\nold key: ${oldKeyId} (fixtures/demo.key)   new key: ${generated.id} (${newKeyFile})\n`);
+process.stdout.write(`demo database: ${database}\nold key: ${oldKeyId} (fixtures/demo.key, copied to ${oldKeyFile})   new key: ${generated.id} (${newKeyFile})\n`);
 step("census before", ["status", "--db", database]);
 const rotated = step("rotate to the new key", ["rotate", "--db", database, "--new-key", `@${newKeyFile}`, "--old-keys", `@${oldKeyFile}`, "--yes"]);
 const gate = step("CI gate: is everything under the new key?", ["status", "--db", database, "--keys", `@${newKeyFile}`, "--verify", "--require-key", generated.id, "--require-encrypted"]);

@@ -18,7 +18,7 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   rotate: [
     "dbcrypt rotate --db app.db --new-key @new.key --old-keys @old.key --dry-run",
-    "dbcrypt rotate --db \"$DATABASE_URL\" --new-key @new.key --old-keys @old.key --yes --batch-size 500 --sleep 50ms --max-duration 45m",
+    "dbcrypt rotate --db \"$DATABASE_URL\" --new-key 'exec:vault kv get -field=key secret/dbcrypt' --old-keys age:old-key.age --yes --max-duration 45m",
     "dbcrypt rotate --db \"$DATABASE_URL\" --preset obot --encryption-config current.yaml --new-encryption-config new.yaml --yes",
   ],
   decrypt: [
@@ -39,8 +39,12 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   "keys id": [
     "dbcrypt keys id @new.key",
-    "dbcrypt keys id @- < new.key",
     "dbcrypt keys id --preset atelyaos @master.key",
+    "dbcrypt keys id 'exec:vault kv get -field=key secret/dbcrypt'",
+  ],
+  "keys export": [
+    "dbcrypt keys export @new.key --out new-key.age",
+    "dbcrypt keys export env://DBCRYPT_NEW_KEY --out new-key.age --passphrase-file /run/secrets/backup-passphrase --armor",
   ],
   "keys list": [
     "dbcrypt keys list --db app.db",

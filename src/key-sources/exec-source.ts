@@ -9,6 +9,8 @@ const EXEC_PREFIX = "exec:";
 const MAX_OUTPUT_BYTES = 1 << 20;
 /** After the timeout's SIGTERM, how long a command gets to exit before SIGKILL. */
 const KILL_GRACE_MS = 2_000;
+/** Variables that may hold literal keys: a key command has no use for them, so it does not get them. */
+const KEY_VARIABLES = ["DBCRYPT_NEW_KEY", "DBCRYPT_OLD_KEYS", "DBCRYPT_KEYS", "DBCRYPT_DECRYPT_KEYS"];
 
 /**
  * `exec:COMMAND`: runs a command and reads the key from its standard output. This is how Vault,
@@ -16,7 +18,7 @@ const KILL_GRACE_MS = 2_000;
  * a recipe for each). No shell runs unless the command is one (`exec:sh -c '…'`). Its standard
  * error passes through, so a CLI's own complaint (expired token, no such secret) reaches the
  * operator; its standard output never appears in a message. Standard input is not given to it:
- * dbcrypt may be reading keys from there itself.
+ * dbcrypt may be reading keys from there itself. Nor are the variables that may hold keys.
  */
 export const execSource: KeySource = {
   name: "exec",
@@ -33,14 +35,29 @@ async function runKeyCommand(entry: string, context: KeySourceContext): Promise<
   if (program === undefined) throw new DbcryptError("bad_key", "exec: names no command", { hint: "write exec:COMMAND ARGS…, e.g. exec:vault kv get -field=key secret/dbcrypt" });
   const failed = (message: string, hint: string) => new DbcryptError("key_source_failed", `${entry}: ${message}`, { hint });
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(program, args, { stdio: ["ignore", "pipe", "inherit"] });
+    const env = { ...process.env };
+    for (const name of KEY_VARIABLES) delete env[name];
+    // Its own process group, so a timeout stops the whole command (a wrapper script's children, a
+    // pipeline) rather than leaving them holding dbcrypt's output streams open.
+    const child = spawn(program, args, { stdio: ["ignore", "pipe", "inherit"], env, detached: true });
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    // dbcrypt ending first (an error elsewhere, a signal) must not leave the command running.
+    const killOnExit = () => signalGroup("SIGKILL");
+    process.once("exit", killOnExit);
     const chunks: Buffer[] = [];
     let bytes = 0;
     let ending: DbcryptError | undefined;
     const stop = (reason: DbcryptError) => {
       ending ??= reason;
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS).unref();
+      child.stdout.destroy();
+      signalGroup("SIGTERM");
+      setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS).unref();
     };
     const timer = setTimeout(() => stop(failed(`did not finish within ${formatDuration(context.commandTimeoutMs)}`, "check that the command works on its own, or raise --key-command-timeout")), context.commandTimeoutMs);
     child.stdout.on("data", (chunk: Buffer) => {
@@ -50,11 +67,13 @@ async function runKeyCommand(entry: string, context: KeySourceContext): Promise<
     });
     child.on("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      process.removeListener("exit", killOnExit);
       const message = error.code === "ENOENT" ? `command not found: ${program}` : `cannot run ${program}: ${error.code ?? error.message}`;
       reject(failed(message, "install the command or give its full path; PATH is searched as usual"));
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      process.removeListener("exit", killOnExit);
       if (ending !== undefined) return reject(ending);
       if (signal !== null) return reject(failed(`was killed by ${signal}`, "check that the command works on its own"));
       if (code !== 0) return reject(failed(`exited with status ${code}`, "its own error output is above; check that it works on its own"));

@@ -38,8 +38,6 @@ export function resolveKeyReference(entry: string, label: string, context: KeySo
   return keySourceFor(entry).resolve(entry, label, context);
 }
 
-/** Characters a literal key may hold: base64 in either alphabet, padding. */
-const KEY_SHAPED = /^[A-Za-z0-9+/=_\s-]*$/;
 const URL_SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 
 /**
@@ -71,7 +69,7 @@ export function splitKeyList(value: string, flag: string): string[] {
 }
 
 function checkEntry(entry: string, position: number, flag: string): void {
-  if (!isLiteralEntry(entry) || KEY_SHAPED.test(entry)) return;
+  if (!isLiteralEntry(entry)) return;
   const scheme = URL_SCHEME.exec(entry)?.[1];
   if (scheme !== undefined) {
     throw new DbcryptError("usage", `${flag} entry ${position}: dbcrypt has no ${scheme}:// key source`, {
@@ -79,12 +77,14 @@ function checkEntry(entry: string, position: number, flag: string): void {
       subject: { flag },
     });
   }
-  // A '.' never occurs in a key, so such an entry is a path or a typo and safe to show.
-  const shown = entry.includes(".") && entry.length <= 200 ? ` (${entry})` : "";
-  throw new DbcryptError("usage", `${flag} entry ${position}${shown} is neither a key nor a key source`, {
-    hint: "a file is @PATH or file://PATH; other sources are env://VAR, exec:COMMAND, age:PATH",
-    subject: { flag },
-  });
+  // A '.' never occurs in a key, so such an entry is a path or a typo and safe to show. Anything
+  // else is taken as a key, whose parse says exactly what is wrong with it without showing it.
+  if (entry.includes(".")) {
+    throw new DbcryptError("usage", `${flag} entry ${position}${entry.length <= 200 ? ` (${entry})` : ""} is neither a key nor a key source`, {
+      hint: "a file is @PATH or file://PATH; other sources are env://VAR, exec:COMMAND, age:PATH",
+      subject: { flag },
+    });
+  }
 }
 
 /** How plans and continue commands show one flag value: each entry as its source shows it. */

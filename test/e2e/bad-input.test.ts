@@ -688,7 +688,7 @@ describe.concurrent("keys generate and keys id", () => {
     try {
       writeFileSync(join(dir, "key"), `${text}\n`, { mode: 0o600 });
       const viaFile = await runCli(["keys", "id", `@${join(dir, "key")}`, "--json"]);
-      expect(JSON.parse(viaFile.stdout)).toEqual({ id });
+      expect(JSON.parse(viaFile.stdout)).toEqual({ id, source: `@${join(dir, "key")}` });
       const viaStdin = await runCli(["keys", "id", "@-"], { input: `${text}\n` });
       expect(viaStdin.stdout.trim()).toBe(id);
     } finally {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../support/cli.js";
 
-const COMMAND_PATHS = ["", "status", "rotate", "decrypt", "delete", "keys", "keys generate", "keys id", "keys list", "keys revoke", "keys init"];
+const COMMAND_PATHS = ["", "status", "rotate", "decrypt", "delete", "keys", "keys generate", "keys id", "keys export", "keys list", "keys revoke", "keys init"];
 
 async function help(path: string): Promise<string> {
   const run = await runCli([...(path === "" ? [] : path.split(" ")), "--help"]);

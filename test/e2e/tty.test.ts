@@ -4,7 +4,7 @@
  * drawn on the terminal.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,7 @@ import { CLI_PATH, findLeaks, registerSecret } from "../support/cli.js";
 import { checksumDatabase, openTestDb } from "../support/test-db.js";
 
 const DEMO_DB = fileURLToPath(new URL("../../fixtures/demo.db", import.meta.url));
-const DEMO_KEY_FILE = fileURLToPath(new URL("../../fixtures/demo.key", import.meta.url));
+const BUNDLED_DEMO_KEY = fileURLToPath(new URL("../../fixtures/demo.key", import.meta.url));
 const DEMO_TABLES = ["dbcrypt_keys", "user_links", "external_auth_links", "gitsshkeys", "user_secrets", "crypto_keys", "mcp_server_configs"];
 
 /** Runs the CLI under `script`, typing each keystroke after the prompt has had time to draw. */
@@ -54,6 +54,7 @@ describe("in a terminal", () => {
   let dir: string;
   let database: string;
   let newKeyFile: string;
+  let demoKeyFile: string;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "dbcrypt-tty-"));
@@ -61,6 +62,10 @@ describe("in a terminal", () => {
     copyFileSync(DEMO_DB, database);
     const newKey = randomKey();
     registerSecret(newKey.bytes);
+    // A checkout leaves the bundled key readable by all, which dbcrypt refuses: tests use a private copy.
+    demoKeyFile = join(dir, "demo.key");
+    copyFileSync(BUNDLED_DEMO_KEY, demoKeyFile);
+    chmodSync(demoKeyFile, 0o600);
     newKeyFile = join(dir, "new.key");
     writeFileSync(newKeyFile, newKey.base64, { mode: 0o600 });
   });
@@ -78,7 +83,7 @@ describe("in a terminal", () => {
 
   it("rotate asks first, and Enter alone answers No: nothing is written, exit 2", async () => {
     const before = await checksum();
-    const run = await runInTerminal(["rotate", "--db", database, "--new-key", `@${newKeyFile}`, "--old-keys", `@${DEMO_KEY_FILE}`], ["\r"]);
+    const run = await runInTerminal(["rotate", "--db", database, "--new-key", `@${newKeyFile}`, "--old-keys", `@${demoKeyFile}`], ["\r"]);
     expect(run.screen).toContain("rotate 3006 value(s)");
     expect(run.screen).toContain("cancelled: nothing was written");
     expect(run.code).toBe(2);
@@ -87,7 +92,7 @@ describe("in a terminal", () => {
   });
 
   it("rotate proceeds on y, drawing a progress bar with values and rate", async () => {
-    const run = await runInTerminal(["rotate", "--db", database, "--new-key", `@${newKeyFile}`, "--old-keys", `@${DEMO_KEY_FILE}`, "--batch-size", "100"], ["y", "\r"]);
+    const run = await runInTerminal(["rotate", "--db", database, "--new-key", `@${newKeyFile}`, "--old-keys", `@${demoKeyFile}`, "--batch-size", "100"], ["y", "\r"]);
     expect(run.code, run.screen.slice(-800)).toBe(0);
     expect(run.screen).toMatch(/user_links \[[^\]]+\] 1000\/1000 values \| \d+ values\/s/);
     expect(run.screen).toContain("rotate: done");

@@ -85,10 +85,10 @@ describe("lists of key sources", () => {
     expect(error.hint).toMatch(/exec:/);
   });
 
-  it("does not show an unreadable entry that could be a mistyped key", async () => {
+  it("reads an entry with no source syntax as a key, whose error shows no part of it", async () => {
     const mangled = `${k1.text.slice(0, 10)}!${k1.text.slice(10)}`;
     const error = await thrown(() => parseKeyList({ values: [mangled] }, "--keys"));
-    expect(error.message).toBe("--keys entry 1 is neither a key nor a key source");
+    expect(error.message).toBe("--keys key 1 contains characters that are not standard base64");
   });
 
   it("shows sources in continue commands, and literal keys as <key>", () => {
@@ -252,5 +252,15 @@ describe("age:", () => {
 
   it("says when a file is not an age file", async () => {
     expect((await thrown(() => parseKeyList(`age:${file(k1.text)}`, "--keys", context({ passphraseEnv: "PATH" })))).message).toMatch(/is not an age file$/);
+  });
+});
+
+describe("exec: environment", () => {
+  it("does not hand the key variables to the command", async () => {
+    vi.stubEnv("DBCRYPT_OLD_KEYS", k2.text);
+    vi.stubEnv("DBCRYPT_UNIT_VISIBLE", k1.text);
+    // The command prints every variable it got; only the unrelated one may be a key.
+    const keys = await parseKeyList(`exec:sh -c 'printf %s "$DBCRYPT_OLD_KEYS$DBCRYPT_UNIT_VISIBLE"'`, "--keys");
+    expect(ids(keys)).toEqual([k1.id]);
   });
 });

@@ -53,7 +53,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
       .option("--armor", "write ASCII armor (PEM-like text) instead of binary")
       .addOption(new Option("--work-factor <log2N>", "scrypt work factor, 2^N (age's default 18; at most 20)").default(DEFAULT_SCRYPT_WORK_FACTOR).argParser(parseWorkFactor))
       .option("--force", "replace the file if it exists")
-      .option("--json", "print {\"id\", \"path\"} as JSON"),
+      .option("--json", "print {\"id\", \"source\", \"path\", \"format\", \"workFactor\"} as JSON"),
   ).action((keyText: string, flags: KeySourceFlags & { out: string; armor?: boolean; workFactor: number; force?: boolean; json?: boolean }) =>
     run(async () => {
       const key = await requiredKey(keyText, flags);

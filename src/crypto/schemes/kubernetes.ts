@@ -67,7 +67,7 @@ function resourcesOf(config: EncryptionConfig): string[] {
 
 export const kubernetesFactory: SchemeFactory = {
   name: "k8s-encryption-config",
-  summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity; kms recognised) as Obot stores them; key id = provider:key name from the prefix",
+  summary: "Kubernetes EncryptionConfiguration cells (aesgcm, aescbc, secretbox, identity, kms v2 through its plugin) as Obot stores them; key id = provider:key name from the prefix, kms:v2:<name>/<plugin key> for KMS",
   create(options, origin): ValueScheme {
     const read = new SchemeOptions("k8s-encryption-config", options, origin, ["encryptionConfig", "newEncryptionConfig", "allowAescbcWrites", "repairDoubleEncryption", "allowInsecureKeyFile", "digests"]);
     const digests = read.record("digests");
