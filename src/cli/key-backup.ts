@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { EncryptionKey } from "../crypto/encryption-key.js";
 import { DbcryptError } from "../errors.js";
 import { decryptAgeFile, encryptAgeFile } from "../key-sources/age-file.js";
@@ -20,9 +20,14 @@ export async function exportKeyBackup(key: EncryptionKey, passphrase: string, op
   try {
     writeFileSync(staging, sealed, { mode: 0o600, flag: "wx" });
     chmodSync(staging, 0o600);
-    renameSync(staging, options.path);
+    // Without --force, a link cannot replace a file that appeared since the check above.
+    if (options.replace) renameSync(staging, options.path);
+    else linkSync(staging, options.path);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new DbcryptError("usage", `${options.path} already exists; nothing was written`, { hint: "choose another --out, or pass --force to replace it" });
+    throw new DbcryptError("usage", `cannot write ${options.path}: ${code ?? "write error"}`, { hint: "check the directory exists and is writable" });
+  } finally {
     rmSync(staging, { force: true });
-    throw new DbcryptError("usage", `cannot write ${options.path}: ${(error as NodeJS.ErrnoException).code ?? "write error"}`, { hint: "check the directory exists and is writable" });
   }
 }

@@ -30,6 +30,9 @@ export interface KeySourceFlags {
   keyCommandTimeout?: number;
 }
 
+/** The environment variables whose values may be key lists (each command reads one or two). */
+const KEY_LIST_VARIABLES = ["DBCRYPT_NEW_KEY", "DBCRYPT_OLD_KEYS", "DBCRYPT_KEYS", "DBCRYPT_DECRYPT_KEYS"];
+
 /** Commander's collector for a flag that may be repeated: every value is kept, in order. */
 export function collectValues(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -116,11 +119,15 @@ function rejectRepeatedKeys(keys: EncryptionKey[], flag: string): void {
 /**
  * The context every key source of one run shares. The passphrase for age: backups comes from
  * --passphrase-file, --passphrase-env or, on a terminal, a prompt (one per file); with none of
- * them the run stops before reading any key.
+ * them the first age: entry stops the run. `keyFlagValues` are the run's key flag values, so the
+ * env:// variables they name can be kept from exec: commands, whichever entry comes first.
  */
-export function keySourceContext(flags: KeySourceFlags): KeySourceContext {
+export function keySourceContext(flags: KeySourceFlags, keyFlagValues: readonly (readonly string[] | string | undefined)[] = []): KeySourceContext {
   let given: string | undefined;
+  const texts = [...keyFlagValues.flatMap((value) => value ?? []), ...KEY_LIST_VARIABLES.map((name) => process.env[name] ?? "")];
+  const named = texts.flatMap((text) => [...text.matchAll(/env:\/\/([A-Za-z_][A-Za-z0-9_]*)/g)].map((match) => match[1] as string));
   return {
+    secretVariables: [...new Set([...named, ...(flags.passphraseEnv === undefined ? [] : [flags.passphraseEnv])])],
     allowInsecureKeyFile: flags.allowInsecureKeyFile === true,
     commandTimeoutMs: flags.keyCommandTimeout ?? DEFAULT_KEY_COMMAND_TIMEOUT_MS,
     passphrase: async (what) => {

@@ -29,4 +29,4 @@ export function looksLikeKeyId(text: string): boolean {
   return /^[0-9a-f]{7}$/.test(text) || /^(?:aesgcm|aescbc|secretbox|kms:v[12]):[^:\s]+$/.test(text);
 }
 
-export const KEY_ID_FORMS = "7 lowercase hex characters, or provider:name for a Kubernetes encryption config";
+export const KEY_ID_FORMS = "7 lowercase hex characters, provider:name for a Kubernetes encryption config, or kms:v2:<name>/<id> for a KMS plugin";

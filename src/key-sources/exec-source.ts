@@ -18,7 +18,8 @@ const KEY_VARIABLES = ["DBCRYPT_NEW_KEY", "DBCRYPT_OLD_KEYS", "DBCRYPT_KEYS", "D
  * a recipe for each). No shell runs unless the command is one (`exec:sh -c '…'`). Its standard
  * error passes through, so a CLI's own complaint (expired token, no such secret) reaches the
  * operator; its standard output never appears in a message. Standard input is not given to it:
- * dbcrypt may be reading keys from there itself. Nor are the variables that may hold keys.
+ * dbcrypt may be reading keys from there itself. Nor are the variables that may hold keys or the
+ * passphrase (DBCRYPT_*KEY*, the run's env:// variables, --passphrase-env).
  */
 export const execSource: KeySource = {
   name: "exec",
@@ -36,28 +37,48 @@ async function runKeyCommand(entry: string, context: KeySourceContext): Promise<
   const failed = (message: string, hint: string) => new DbcryptError("key_source_failed", `${entry}: ${message}`, { hint });
   return new Promise<string>((resolve, reject) => {
     const env = { ...process.env };
-    for (const name of KEY_VARIABLES) delete env[name];
-    // Its own process group, so a timeout stops the whole command (a wrapper script's children, a
-    // pipeline) rather than leaving them holding dbcrypt's output streams open.
-    const child = spawn(program, args, { stdio: ["ignore", "pipe", "inherit"], env, detached: true });
-    const signalGroup = (signal: NodeJS.Signals) => {
+    for (const name of [...KEY_VARIABLES, ...context.secretVariables]) delete env[name];
+    // Off a terminal (CI, scripts), the command gets its own process group, so a timeout stops all
+    // of it (a wrapper script's children, a pipeline) rather than leaving them holding dbcrypt's
+    // output open. On a terminal it stays in the foreground group: Ctrl-C reaches it, and a tool
+    // that asks on /dev/tty (a keyring unlock) can.
+    const ownGroup = process.stdin.isTTY !== true;
+    const child = spawn(program, args, { stdio: ["ignore", "pipe", "inherit"], env, detached: ownGroup });
+    const signalCommand = (signal: NodeJS.Signals) => {
       try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
+        if (ownGroup && child.pid !== undefined) process.kill(-child.pid, signal);
+        else child.kill(signal);
       } catch {
         // Already gone.
       }
     };
     // dbcrypt ending first (an error elsewhere, a signal) must not leave the command running.
-    const killOnExit = () => signalGroup("SIGKILL");
+    const killOnExit = () => signalCommand("SIGKILL");
+    const forwardSignal = (signal: NodeJS.Signals) => {
+      signalCommand("SIGKILL");
+      release();
+      process.kill(process.pid, signal);
+    };
     process.once("exit", killOnExit);
+    process.once("SIGINT", forwardSignal);
+    process.once("SIGTERM", forwardSignal);
+    let killTimer: NodeJS.Timeout | undefined;
+    const release = () => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      process.removeListener("exit", killOnExit);
+      process.removeListener("SIGINT", forwardSignal);
+      process.removeListener("SIGTERM", forwardSignal);
+    };
     const chunks: Buffer[] = [];
     let bytes = 0;
     let ending: DbcryptError | undefined;
     const stop = (reason: DbcryptError) => {
       ending ??= reason;
       child.stdout.destroy();
-      signalGroup("SIGTERM");
-      setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS).unref();
+      signalCommand("SIGTERM");
+      killTimer = setTimeout(() => signalCommand("SIGKILL"), KILL_GRACE_MS);
+      killTimer.unref();
     };
     const timer = setTimeout(() => stop(failed(`did not finish within ${formatDuration(context.commandTimeoutMs)}`, "check that the command works on its own, or raise --key-command-timeout")), context.commandTimeoutMs);
     child.stdout.on("data", (chunk: Buffer) => {
@@ -66,14 +87,12 @@ async function runKeyCommand(entry: string, context: KeySourceContext): Promise<
       else chunks.push(chunk);
     });
     child.on("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      process.removeListener("exit", killOnExit);
+      release();
       const message = error.code === "ENOENT" ? `command not found: ${program}` : `cannot run ${program}: ${error.code ?? error.message}`;
       reject(failed(message, "install the command or give its full path; PATH is searched as usual"));
     });
     child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      process.removeListener("exit", killOnExit);
+      release();
       if (ending !== undefined) return reject(ending);
       if (signal !== null) return reject(failed(`was killed by ${signal}`, "check that the command works on its own"));
       if (code !== 0) return reject(failed(`exited with status ${code}`, "its own error output is above; check that it works on its own"));

@@ -26,8 +26,10 @@ export interface KeySourceContext {
   readonly allowInsecureKeyFile: boolean;
   /** --key-command-timeout: how long an exec: command may run. */
   readonly commandTimeoutMs: number;
-  /** The passphrase for an age: backup named `what`; asked for (or read) at most once per run. */
+  /** The passphrase for an age: backup named `what`: read once from its flag, or asked for per file on a terminal. */
   passphrase(what: string): Promise<string>;
+  /** Environment variables that hold keys or the passphrase in this run: exec: commands do not get them. */
+  readonly secretVariables: readonly string[];
 }
 
 export const DEFAULT_KEY_COMMAND_TIMEOUT_MS = 30_000;

@@ -6,6 +6,8 @@ import { DbcryptError } from "../errors.js";
  * `{"version":1,"key":"<base64>","algorithm":…}`, holds it in its `key` field. Errors name the
  * source, never the contents.
  */
+const JSON_KEY_FILE_HINT = 'a JSON key file is {"version":1,"key":"<base64>"}';
+
 export function keyTextOf(text: string, shown: string): string {
   const trimmed = text.trim();
   if (!trimmed.startsWith("{")) return trimmed;
@@ -13,13 +15,13 @@ export function keyTextOf(text: string, shown: string): string {
   try {
     document = JSON.parse(trimmed);
   } catch {
-    throw new DbcryptError("bad_key", `${shown} starts with { but is not valid JSON`, { hint: 'a JSON key file is {"version":1,"key":"<base64>"}' });
+    throw new DbcryptError("bad_key", `${shown} starts with { but is not valid JSON`, { hint: JSON_KEY_FILE_HINT });
   }
   if (typeof document !== "object" || document === null || Array.isArray(document)) {
-    throw new DbcryptError("bad_key", `${shown} is JSON but not an object`, { hint: 'a JSON key file is {"version":1,"key":"<base64>"}' });
+    throw new DbcryptError("bad_key", `${shown} is JSON but not an object`, { hint: JSON_KEY_FILE_HINT });
   }
   const { version, key } = document as { version?: unknown; key?: unknown };
-  if (version !== 1) throw new DbcryptError("bad_key", `${shown} is a JSON key file of version ${JSON.stringify(version ?? null)}; dbcrypt reads version 1`, { hint: 'a JSON key file is {"version":1,"key":"<base64>"}' });
-  if (typeof key !== "string" || key === "") throw new DbcryptError("bad_key", `${shown} is a JSON key file without a "key" string`, { hint: 'a JSON key file is {"version":1,"key":"<base64>"}' });
+  if (version !== 1) throw new DbcryptError("bad_key", `${shown} is a JSON key file of version ${JSON.stringify(version ?? null)}; dbcrypt reads version 1`, { hint: JSON_KEY_FILE_HINT });
+  if (typeof key !== "string" || key === "") throw new DbcryptError("bad_key", `${shown} is a JSON key file without a "key" string`, { hint: JSON_KEY_FILE_HINT });
   return key.trim();
 }

@@ -40,12 +40,15 @@ export function resolveKeyReference(entry: string, label: string, context: KeySo
 
 const URL_SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 
+/** A standard padded base64 key of 32 bytes, as it would sit in a list. */
+const KEY_TEXT = /^[A-Za-z0-9+/]{43}=$/;
+
 /**
  * One flag value (or environment variable) as the entries it lists: repeated flags each give a
- * value, a value may list entries separated by commas or newlines, and an entry whose source takes
- * the rest of the list (exec:) ends it. Each entry must be a source's syntax or key-shaped text;
- * anything else (a bare path, an unknown scheme) is refused by position, since guessing could turn
- * a path into a "key" or a key into a path.
+ * value, a value may list entries separated by commas or newlines, and an entry whose source may
+ * hold commas itself (exec:) takes the rest of its line. Nothing after such an entry may look like
+ * a key or a source: that is a list the operator meant to go on, and running it as part of a
+ * command would put a key into the command's arguments.
  */
 export function splitKeyList(value: string, flag: string): string[] {
   const entries: string[] = [];
@@ -54,8 +57,12 @@ export function splitKeyList(value: string, flag: string): string[] {
     const separator = rest.search(/[,\n]/);
     const head = separator === -1 ? rest : rest.slice(0, separator);
     if (keySourceFor(head.trim()).takesRestOfList === true) {
-      entries.push(rest.trim());
-      break;
+      const lineEnd = rest.indexOf("\n");
+      const entry = (lineEnd === -1 ? rest : rest.slice(0, lineEnd)).trim();
+      refuseListAfterCommand(entry, entries.length + 1, flag);
+      entries.push(entry);
+      rest = lineEnd === -1 ? "" : rest.slice(lineEnd + 1);
+      continue;
     }
     // Spaces around a source (`@a.key, @b.key`) are how people write lists; a literal key keeps
     // them, and its parse then refuses them as Coder's CLI would.
@@ -68,6 +75,16 @@ export function splitKeyList(value: string, flag: string): string[] {
   return entries;
 }
 
+function refuseListAfterCommand(entry: string, position: number, flag: string): void {
+  const after = entry.split(",").slice(1).map((part) => part.trim());
+  if (after.some((part) => KEY_TEXT.test(part) || (part !== "" && !isLiteralEntry(part)))) {
+    throw new DbcryptError("usage", `${flag} entry ${position} is an exec: command followed by more keys or sources; a command takes the rest of its line, so it must come last`, {
+      hint: `give the command its own ${flag}, or put it after the other entries`,
+      subject: { flag },
+    });
+  }
+}
+
 function checkEntry(entry: string, position: number, flag: string): void {
   if (!isLiteralEntry(entry)) return;
   const scheme = URL_SCHEME.exec(entry)?.[1];
@@ -77,10 +94,10 @@ function checkEntry(entry: string, position: number, flag: string): void {
       subject: { flag },
     });
   }
-  // A '.' never occurs in a key, so such an entry is a path or a typo and safe to show. Anything
-  // else is taken as a key, whose parse says exactly what is wrong with it without showing it.
+  // A '.' never occurs in a key, so the entry is a path or a key with a stray character: it is
+  // refused by position and length only, since it may be most of a key.
   if (entry.includes(".")) {
-    throw new DbcryptError("usage", `${flag} entry ${position}${entry.length <= 200 ? ` (${entry})` : ""} is neither a key nor a key source`, {
+    throw new DbcryptError("usage", `${flag} entry ${position} (${entry.length} characters, with a '.') is neither a key nor a key source`, {
       hint: "a file is @PATH or file://PATH; other sources are env://VAR, exec:COMMAND, age:PATH",
       subject: { flag },
     });

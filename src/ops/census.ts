@@ -3,7 +3,7 @@ import { rowFlagSet, type ValueScheme } from "../crypto/schemes/value-scheme.js"
 import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, PrefixCounts, RowKey } from "../db/dialect.js";
 import { matchesKeyPrefix } from "../db/prefix-census-sql.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
-import { isPlaintextField, readCells } from "./cells.js";
+import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import type { EncryptedColumn, EncryptedTable, PlaintextRule, SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 
@@ -100,6 +100,9 @@ async function scanCensus(
   let after: RowKey | undefined;
   for (;;) {
     const rows = await readCells(dialect, scheme, table, filter, after, CENSUS_SCAN_BATCH, keyring);
+    // Where keys sit behind a service, what the run will need to open is fetched now, while the
+    // census runs: a service that fails does so before anything is written.
+    await prepareToOpen(scheme, table, rows);
     for (const row of rows) {
       row.fields.forEach((field, index) => {
         const tally = byColumn[index];

@@ -23,9 +23,9 @@ export interface RotateRequest extends WriteRequest {
  * plaintext rule), then revokes the old keys the data no longer uses. Mirrors Coder's
  * `server dbcrypt rotate`, batched and including the tables Coder's CLI misses.
  */
-export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys }, request) => {
+export const rotateOperation = writeOperation<RotateRequest>("rotate", async (dialect, { schema, keys, dryRun }, request) => {
   const { scheme } = schema;
-  await scheme.start?.("write");
+  await scheme.start?.(dryRun ? "plan" : "write");
   const configured = scheme.configuredKeys?.();
   const newKey = request.newKey?.toSchemeKey(scheme) ?? configured?.write;
   if (newKey === undefined) {

@@ -85,6 +85,8 @@ export function assertNoRefusedTables(plan: SchemaPlan): void {
 
 export interface WritePreparation {
   schema: SchemaPlan;
+  /** A dry run: checks and a plan only, so nothing that writes anywhere (a KMS Encrypt included) may happen. */
+  dryRun: boolean;
   /** The keys table as read under the run lock. */
   keys: KeyRow[];
 }
@@ -99,7 +101,7 @@ export async function withWritePreparation<T>(session: Session, command: string,
   try {
     const lock = await session.dialect.acquireRunLock(command);
     try {
-      return await body({ schema, keys: await session.dialect.readKeys() });
+      return await body({ schema, dryRun: false, keys: await session.dialect.readKeys() });
     } finally {
       await lock.release();
     }
@@ -112,7 +114,7 @@ export async function withWritePreparation<T>(session: Session, command: string,
 export async function withDryRunPreparation<T>(session: ReadSession, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
   const schema = await checkedSchema(session);
   try {
-    return await body({ schema, keys: await session.dialect.readKeys() });
+    return await body({ schema, dryRun: true, keys: await session.dialect.readKeys() });
   } finally {
     await schema.scheme.close?.();
   }

@@ -74,6 +74,12 @@ describe.each(ENGINE_KINDS)("Obot through KMS v2 plugins on %s", (kind) => {
     const azureConfig = config("azure", [{ kms: "azure-kms", endpoint: azure.endpoint }, { kms: "aws-kms", endpoint: aws.endpoint }, "identity"]);
     const awsKeyId = () => kmsV2KeyIdFor("aws-kms", aws.currentKeyId);
 
+    // A dry run plans under the plugin's current key without making it Encrypt anything.
+    const planned = await cli(["rotate", "--encryption-config", custom, "--new-encryption-config", awsConfig, "--dry-run", "--json"]);
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0);
+    expect(JSON.parse(planned.stdout).plan.keySources).toContainEqual({ keyId: awsKeyId(), source: `KMS plugin aws-kms at ${aws.endpoint}`, writes: true });
+    expect(aws.calls.Encrypt).toBe(0);
+
     const toAws = await cli(["rotate", "--encryption-config", custom, "--new-encryption-config", awsConfig, "--yes", "--json", "--batch-size", "5"]);
     expect(toAws.code, toAws.stdout + toAws.stderr).toBe(0);
     const result = JSON.parse(toAws.stdout);

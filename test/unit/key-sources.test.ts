@@ -68,14 +68,28 @@ describe("lists of key sources", () => {
     expect(keys.map((key) => key.source)).toEqual(["--old-keys (literal)", expect.stringMatching(/^file:\/\//), "env://DBCRYPT_UNIT_K3"]);
   });
 
-  it("gives an exec: entry the rest of the value, commas and all", () => {
+  it("gives an exec: entry the rest of its line, commas and all", () => {
     expect(splitKeyList(`${k1.text},exec:printf %s a,b`, "--keys")).toEqual([k1.text, "exec:printf %s a,b"]);
+    expect(splitKeyList(`exec:printf %s a,b\n${k1.text}`, "--keys")).toEqual(["exec:printf %s a,b", k1.text]);
+  });
+
+  it("refuses a key or a source after an exec: command on its line, without showing it", async () => {
+    for (const tail of [k1.text, "@b.key", "env://X"]) {
+      const error = await thrown(() => parseKeyList({ values: [`exec:cat a.key,${tail}`] }, "--keys"));
+      expect(error.code).toBe("usage");
+      expect(error.message).toBe("--keys entry 1 is an exec: command followed by more keys or sources; a command takes the rest of its line, so it must come last");
+    }
+  });
+
+  it("does not show a key with a stray '.', only its position and length", async () => {
+    const error = await thrown(() => parseKeyList({ values: [`@b.key,${k1.text}.`] }, "--keys"));
+    expect(error.message).toBe("--keys entry 2 (45 characters, with a '.') is neither a key nor a key source");
   });
 
   it("refuses an entry that is neither a key nor a source, by position, with exit 2", async () => {
     const error = await thrown(() => parseKeyList({ values: [`${k1.text},b.key`] }, "--old-keys"));
     expect(error.code).toBe("usage");
-    expect(error.message).toBe("--old-keys entry 2 (b.key) is neither a key nor a key source");
+    expect(error.message).toBe("--old-keys entry 2 (5 characters, with a '.') is neither a key nor a key source");
     expect(error.hint).toMatch(/@PATH or file:\/\/PATH/);
   });
 
@@ -256,6 +270,15 @@ describe("age:", () => {
 });
 
 describe("exec: environment", () => {
+  it("does not hand the run's env:// variables or the passphrase variable to the command", async () => {
+    vi.stubEnv("DBCRYPT_UNIT_SECRET", k2.text);
+    vi.stubEnv("DBCRYPT_UNIT_PASS", k3.text);
+    vi.stubEnv("DBCRYPT_UNIT_VISIBLE", k1.text);
+    const command = `exec:sh -c 'printf %s "$DBCRYPT_UNIT_SECRET$DBCRYPT_UNIT_PASS$DBCRYPT_UNIT_VISIBLE"'`;
+    const sources = keySourceContext({ passphraseEnv: "DBCRYPT_UNIT_PASS" }, [[command, "env://DBCRYPT_UNIT_SECRET"]]);
+    expect(ids(await parseKeyList({ values: [command] }, "--keys", sources))).toEqual([k1.id]);
+  });
+
   it("does not hand the key variables to the command", async () => {
     vi.stubEnv("DBCRYPT_OLD_KEYS", k2.text);
     vi.stubEnv("DBCRYPT_UNIT_VISIBLE", k1.text);

@@ -19,7 +19,7 @@ export function registerDecrypt(program: Command, run: (body: () => Promise<Comm
       .option("--skip-unopenable", "where values carry no key id: report values no supplied key opens and leave them, instead of refusing to start"),
   ).action((flags: DecryptFlags) =>
     run(async () => {
-      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys", keySourceContext(flags));
+      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_DECRYPT_KEYS"), "--keys", keySourceContext(flags, [flags.keys]));
       // A Kubernetes encryption config brings its own keys.
       if (flags.encryptionConfig === undefined) requireValue(keys.length > 0 ? keys : undefined, "no keys given: --keys is required", "pass --keys or set DBCRYPT_DECRYPT_KEYS");
       return runWriteCommand(flags, "decrypt", decryptOperation, (request) => ({ ...request, keys, skipUnopenable: Boolean(flags.skipUnopenable) }));

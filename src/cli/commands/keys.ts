@@ -102,7 +102,7 @@ export function registerKeys(program: Command, run: (body: () => Promise<Command
 }
 
 async function requiredKey(reference: string, flags: KeySourceFlags): Promise<EncryptionKey> {
-  const key = await parseSingleKey(reference, "key", keySourceContext(flags));
+  const key = await parseSingleKey(reference, "key", keySourceContext(flags, [reference]));
   if (key === undefined) throw new DbcryptError("usage", "no key given", { hint: "pass the key or a key source as the argument" });
   return key;
 }

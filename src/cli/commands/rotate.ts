@@ -21,7 +21,7 @@ export function registerRotate(program: Command, run: (body: () => Promise<Comma
       .option("--skip-unopenable", "where values carry no key id: report values no supplied key opens and leave them, instead of refusing to start"),
   ).action((flags: RotateFlags) =>
     run(async () => {
-      const sources = keySourceContext(flags);
+      const sources = keySourceContext(flags, [flags.newKey, flags.oldKeys]);
       const given = await parseSingleKey(fromFlagOrEnv(flags.newKey, "DBCRYPT_NEW_KEY"), "--new-key", sources);
       // A Kubernetes encryption config names its own write key; otherwise --new-key is required.
       const newKey = flags.newEncryptionConfig !== undefined && given === undefined ? undefined : requireValue(given, "no new key given: --new-key is required", "pass --new-key or set DBCRYPT_NEW_KEY");

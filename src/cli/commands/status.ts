@@ -27,7 +27,7 @@ export function registerStatus(program: Command, run: (body: () => Promise<Comma
       .addOption(new Option("--batch-size <rows>", "rows per read with --verify").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger)),
   ).action((flags: StatusFlags) =>
     run(async () => {
-      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys", keySourceContext(flags));
+      const keys = await parseKeyList(fromFlagOrEnv(flags.keys, "DBCRYPT_KEYS"), "--keys", keySourceContext(flags, [flags.keys]));
       // A Kubernetes encryption config brings its own keys.
       if (flags.verify && keys.length === 0 && flags.encryptionConfig === undefined) throw new DbcryptError("usage", "--verify needs the keys to decrypt with", { hint: "pass --keys or set DBCRYPT_KEYS" });
       if (flags.requireKey !== undefined && !looksLikeKeyId(flags.requireKey)) {

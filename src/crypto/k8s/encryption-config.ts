@@ -120,6 +120,8 @@ function readProvider(node: YamlNode, fail: Fail): Provider {
     if (apiVersion !== "v1" && apiVersion !== "v2") fail(kms.get("apiVersion"), 'kms.apiVersion must be "v1" or "v2"');
     const name = scalarText(kms.get("name"), "kms.name", fail);
     if (name.includes(":")) fail(kms.get("name"), "kms.name must not contain ':'");
+    // dbcrypt's KMS key ids are kms:v2:<name>/<key>; a '/' in the name would blur two providers.
+    if (name.includes("/")) fail(kms.get("name"), "kms.name must not contain '/'");
     const endpoint = kms.has("endpoint") ? scalarText(kms.get("endpoint"), "kms.endpoint", fail) : undefined;
     if (apiVersion === "v2" && endpoint === undefined) fail(body, "kms (v2) needs an endpoint: unix:///path/to/plugin.sock");
     if (endpoint !== undefined && !endpoint.startsWith("unix://")) fail(kms.get("endpoint"), "kms.endpoint must be unix:///path (the plugin's socket)");

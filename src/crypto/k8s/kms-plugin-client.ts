@@ -84,16 +84,23 @@ export type KmsCall = "Status" | "Encrypt" | "Decrypt";
 export class KmsPluginError extends DbcryptError {
   readonly call: KmsCall;
   readonly answered: boolean;
+  /**
+   * The plugin declined this one request (the key it names is deleted or not allowed): other
+   * requests may still work. Throttling and internal errors are not this: they stop the run.
+   */
+  readonly declined: boolean;
 
-  constructor(call: KmsCall, answered: boolean, message: string, hint: string) {
+  constructor(call: KmsCall, answered: boolean, message: string, hint: string, declined = false) {
     super("kms_unavailable", message, { hint });
     this.call = call;
     this.answered = answered;
+    this.declined = declined;
   }
 }
 
 const KEY_ID_MAX_BYTES = 1024;
 const NO_ANSWER_CODES = new Set([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]);
+const DECLINING_CODES = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION]);
 
 let serviceConstructor: grpc.ServiceClientConstructor | undefined;
 function keyManagementService(): grpc.ServiceClientConstructor {
@@ -201,7 +208,7 @@ export class KmsPluginClient {
     const missing = this.endpoint.socketPath !== undefined && !answered && !existsSync(this.endpoint.socketPath) ? `; no socket at ${this.endpoint.socketPath}` : "";
     const what = code === grpc.status.DEADLINE_EXCEEDED ? `no answer within ${formatDuration(this.timeoutMs)}` : `${grpc.status[code] ?? code}: ${oneLine(error?.details ?? "no details")}`;
     const hint = answered ? "check the KMS plugin's logs" : `check that the KMS plugin ${this.name} is running and listening on ${this.endpoint.endpoint}, or raise the provider's timeout`;
-    return new KmsPluginError(call, answered, `${this.describe()}: ${call} failed: ${what}${missing}`, hint);
+    return new KmsPluginError(call, answered, `${this.describe()}: ${call} failed: ${what}${missing}`, hint, DECLINING_CODES.has(code));
   }
 }
 

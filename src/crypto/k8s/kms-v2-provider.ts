@@ -14,7 +14,7 @@ import {
   validateEncryptedObject,
   type EncryptedObject,
 } from "./kms-v2-object.js";
-import { AAD_INPUT, aadCandidates, K8S_PREFIX, unwrapEnvelope, wrapCell, type CellFormat, type InnerOpener } from "./provider-keys.js";
+import { AAD_INPUT, aadCandidates, K8S_PREFIX, unwrapEnvelope, withFormat, wrapCell, type CellFormat, type InnerOpener } from "./provider-keys.js";
 
 /**
  * One `kms` provider (apiVersion v2) of an encryption config. A cell is base64(`k8s:enc:kms:v2:
@@ -97,12 +97,6 @@ class DekSources {
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return `DekSources(${this.#secrets.size} decrypted, ${this.#refusals.size} refused)`;
   }
-}
-
-/** As ProviderKey's: the outer cell's format stays the one written back, whatever the inner cell was. */
-function withFormat(inner: OpenResult | undefined, plaintext: Buffer, format: CellFormat): OpenResult {
-  if (inner === undefined) return { ok: true, plaintext, format };
-  return inner.ok ? { ok: true, plaintext: inner.plaintext, format } : inner;
 }
 
 /** Opening shared by the read and write keys of one provider. */
@@ -273,6 +267,25 @@ export class KmsV2Provider {
     return this.#writeKey;
   }
 
+  /**
+   * For a dry run's plan: the key the run would write under, by Status alone. It cannot seal: a
+   * dry run must not make the plugin Encrypt (a real KMS call, audited, needing encrypt rights).
+   */
+  async plannedWriteKey(): Promise<SchemeKey> {
+    const { keyId } = await this.checkHealth();
+    const source = this.#client.describe();
+    const readKey = this.#readKey;
+    return {
+      id: keyId,
+      unkeyed: true,
+      source,
+      seal: () => {
+        throw new DbcryptError("internal", `${keyId} is only planned in a dry run; it cannot seal`);
+      },
+      open: (cell, context) => readKey.open(cell, context),
+    };
+  }
+
   writeKey(): SchemeKey {
     if (this.#writeKey === undefined) throw new DbcryptError("internal", `the KMS v2 provider ${this.name} has no write key: prepareWrites() was not called`);
     return this.#writeKey;
@@ -280,8 +293,9 @@ export class KmsV2Provider {
 
   /**
    * Decrypts the DEK source of every cell of this provider not seen before, each distinct one
-   * once. A plugin that does not answer fails the whole call; one that refuses a source (its key
-   * deleted, say) fails only that source's cells, which then say so when opened.
+   * once. A plugin that does not answer, or fails (throttled, internal error), fails the whole
+   * call; one that declines a source (its key deleted or not allowed) fails only that source's
+   * cells, which then say so when opened.
    */
   async prepareCells(cells: Iterable<string>): Promise<void> {
     const pending = new Map<string, EncryptedObject>();
@@ -302,7 +316,7 @@ export class KmsV2Provider {
           if (problem === undefined) this.#sources.remember(cacheKey, secret);
           else this.#sources.refuse(cacheKey, problem);
         } catch (error) {
-          if (!(error instanceof KmsPluginError) || !error.answered) {
+          if (!(error instanceof KmsPluginError) || !error.declined) {
             failed = true;
             throw error;
           }

@@ -132,7 +132,7 @@ const CIPHERS: Record<SecretProviderType, (secret: Buffer) => PayloadCipher> = {
 export type InnerOpener = (plaintext: Buffer, context: RowContext | undefined) => OpenResult | undefined;
 
 /** The outer cell's format stays the one written back, whatever the inner cell was. */
-function withFormat(inner: OpenResult | undefined, plaintext: Buffer, format: CellFormat): OpenResult {
+export function withFormat(inner: OpenResult | undefined, plaintext: Buffer, format: CellFormat): OpenResult {
   if (inner === undefined) return { ok: true, plaintext, format };
   return inner.ok ? { ok: true, plaintext: inner.plaintext, format } : inner;
 }

@@ -132,6 +132,7 @@ export const kubernetesFactory: SchemeFactory = {
     const providers = [...plugins.values()].map((plugin) => plugin.provider);
     // The KMS write key exists only once start("write") has had the plugin wrap this run's seed.
     let kmsWriteKey: SchemeKey | undefined;
+    let started = false;
     return {
       name: "k8s-encryption-config",
       keyBytes: 32,
@@ -153,10 +154,14 @@ export const kubernetesFactory: SchemeFactory = {
       // Every plugin the configurations name is asked for its Status before anything is written,
       // and the write plugin wraps this run's seed: a plugin that is down stops the run unchanged.
       start: async (use) => {
+        started = true;
         for (const provider of providers) await provider.checkHealth();
         if (use === "write" && writePlugin !== undefined) kmsWriteKey = await writePlugin.prepareWrites();
+        if (use === "plan" && writePlugin !== undefined) kmsWriteKey = await writePlugin.plannedWriteKey();
       },
+      // Not before start(): a census that only counts (status without --verify) asks no plugin.
       prepareCells: async (cells) => {
+        if (!started) return;
         for (const provider of providers) await provider.prepareCells(cells);
       },
       close: async () => {

@@ -137,9 +137,10 @@ export interface ValueScheme {
   /**
    * For schemes whose keys sit behind a service (a KMS v2 plugin): reach it before anything is
    * written, so an unhealthy service stops the run while nothing has changed. `write`: also get
-   * what writing needs (one Encrypt of a fresh seed). Opening and sealing stay synchronous.
+   * what writing needs (one Encrypt of a fresh seed); `plan`: learn the write key's id for a dry
+   * run's plan without anything that could write (no Encrypt). Opening and sealing stay synchronous.
    */
-  start?(use: "read" | "write"): Promise<void>;
+  start?(use: "read" | "plan" | "write"): Promise<void>;
   /** Fetches what opening these cells needs (their DEK sources), before a batch is opened. */
   prepareCells?(cells: readonly string[]): Promise<void>;
   /** Closes connections start() opened. */
