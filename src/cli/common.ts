@@ -18,6 +18,7 @@ import { formatPlan, formatResult } from "../report/human.js";
 import { createProgressRenderer } from "../report/progress.js";
 import { confirmStep } from "./interaction.js";
 import { StopController } from "./stop.js";
+import { MAX_PARTITIONS, partitionFromText, type Partition } from "../db/partition.js";
 
 export interface GlobalFlags extends KeySourceFlags {
   db?: string;
@@ -45,6 +46,7 @@ export interface WriteFlags extends GlobalFlags {
   maxReplicaLag?: number;
   jsonEvents?: boolean;
   cryptoThreads: number;
+  partition?: Partition;
 }
 
 export interface TimeoutFlags {
@@ -103,12 +105,19 @@ export function addWriteOptions(command: Command): Command {
     .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
     .addOption(new Option("--max-replica-lag <duration>", "PostgreSQL: pause while a replica's replay lag is above this").argParser(parseDuration))
     .option("--json-events", "stream JSON Lines progress events on stdout, ending with the result")
-    .addOption(new Option("--crypto-threads <n>", "worker threads for decrypt/encrypt on large runs (0: main thread only)").default(0).argParser(parseThreadCount));
+    .addOption(new Option("--crypto-threads <n>", "worker threads for decrypt/encrypt on large runs (0: main thread only)").default(0).argParser(parseThreadCount))
+    .addOption(new Option("--partition <I/N>", "walk only part I (0-based) of N disjoint parts of every table, beside N-1 other runs (Kubernetes: \"$(JOB_COMPLETION_INDEX)/N\")").argParser(parsePartition));
 }
 
 export function parsePositiveInteger(text: string): number {
   if (!/^[1-9][0-9]*$/.test(text) || Number(text) > 1_000_000) throw new InvalidArgumentError("must be a whole number from 1 to 1000000");
   return Number(text);
+}
+
+export function parsePartition(text: string): Partition {
+  const partition = partitionFromText(text);
+  if (partition === undefined) throw new InvalidArgumentError(`must be I/N with 0 <= I < N <= ${MAX_PARTITIONS}, such as 0/3`);
+  return partition;
 }
 
 export function parseThreadCount(text: string): number {
@@ -211,6 +220,7 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
     batchSize: flags.batchSize,
     pacing: { sleepMs: flags.sleep, maxValuesPerSecond: flags.maxRowsPerSecond, maxReplicaLagMs: flags.maxReplicaLag },
     cryptoThreads: flags.cryptoThreads,
+    ...(flags.partition === undefined ? {} : { partition: flags.partition }),
     emit,
     shouldStop: () => stop.shouldStop(),
     stopReason: () => stop.reason,

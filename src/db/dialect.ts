@@ -1,6 +1,7 @@
 import type { RowContext } from "../crypto/schemes/value-scheme.js";
 import type { CatalogTable, EncryptedColumn, EncryptedTable } from "../schema/model.js";
 import type { KeyPrefixes } from "./prefix-census-sql.js";
+import type { Partition } from "./partition.js";
 
 /**
  * The interfaces ops and the runner see. Each database has exactly one implementation, and it is
@@ -39,7 +40,7 @@ export interface BatchRow {
  * ciphertext from plaintext, so every non-NULL value of it counts as a candidate, and ops decide
  * with the scheme which rows need work.
  */
-export type BatchFilter =
+export type BatchFilter = (
   /** Rows with any value not under the key (encrypted under another key, or non-NULL plaintext). */
   | { kind: "not-under-key"; keyId: string }
   /** Rows with any encrypted value. */
@@ -47,7 +48,11 @@ export type BatchFilter =
   /** Every row (a census the database cannot take itself). */
   | { kind: "all" }
   /** Rows a prefix census (countByPrefix) did not account for: flagged unencrypted, or holding a value no key's prefix matches. */
-  | { kind: "unmatched"; keys: KeyPrefixes[] };
+  | { kind: "unmatched"; keys: KeyPrefixes[] }
+) & {
+  /** Only the rows of this part (--partition). */
+  partition?: Partition;
+};
 
 export interface RowWrite {
   rowKey: RowKey;
@@ -131,5 +136,6 @@ export interface Dialect extends DatabaseReader {
    * deleted only if it is still exactly as read (its version, or its values).
    */
   deleteBatch(table: EncryptedTable, rows: BatchRow[]): Promise<number>;
-  acquireRunLock(command: string): Promise<RunLock>;
+  /** One run at a time, or with `partition`, one run per part and none without a partition beside them. */
+  acquireRunLock(command: string, partition?: Partition): Promise<RunLock>;
 }

@@ -1,7 +1,9 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
 import { DbcryptError } from "../errors.js";
 import type { RunLock } from "./dialect.js";
+import type { Partition } from "./partition.js";
 
 interface LockOwner {
   host: string;
@@ -15,7 +17,7 @@ interface LockOwner {
  * left by a process that died on this host is recognised (its pid is gone) and taken over, so a
  * crash never needs manual cleanup.
  */
-export async function acquireLockFile(path: string, command: string): Promise<RunLock> {
+export async function acquireLockFile(path: string, command: string, what = "the lock on this database"): Promise<RunLock> {
   const owner: LockOwner = { host: hostname(), pid: process.pid, command, since: new Date().toISOString() };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -41,7 +43,7 @@ export async function acquireLockFile(path: string, command: string): Promise<Ru
       const holder = readOwner(path);
       if (holder !== undefined && holder.host === owner.host && !processIsAlive(holder.pid) && removeStaleLock(path, holder)) continue;
       const who = holder === undefined ? "an unknown process" : `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since})`;
-      throw new DbcryptError("lock_held", `another dbcrypt run holds the lock on this database: ${who}`, {
+      throw new DbcryptError("lock_held", `another dbcrypt run holds ${what}: ${who}`, {
         hint: `wait for it to finish; if that process is gone, delete ${path}`,
       });
     }
@@ -88,4 +90,38 @@ function processIsAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * The lock files of a SQLite database: `<db>.dbcrypt-lock` for a run without --partition, and
+ * `<db>.dbcrypt-lock.part-I-of-N` for each part. A run takes its own file, then looks for the
+ * other kind held by a live process and backs off if it finds one: of a whole run and a part that
+ * start together, at least one sees the other, so they never run side by side.
+ */
+export async function acquireDatabaseLock(databasePath: string, command: string, partition: Partition | undefined): Promise<RunLock> {
+  const base = `${databasePath}.dbcrypt-lock`;
+  const own = partition === undefined ? base : `${base}.part-${partition.index}-of-${partition.count}`;
+  const lock = await acquireLockFile(own, command, partition === undefined ? undefined : `the lock on partition ${partition.index}/${partition.count}`);
+  const conflicting = partition === undefined ? liveLockFiles(base, (name) => name.startsWith(`${basename(base)}.part-`) && !name.endsWith(".takeover")) : liveLockFiles(base, (name) => name === basename(base));
+  const [other] = conflicting;
+  if (other === undefined) return lock;
+  await lock.release();
+  const what = partition === undefined ? `partition ${other.name.slice(`${basename(base)}.part-`.length).replace("-of-", "/")}` : "the lock on this database (a run without --partition)";
+  throw new DbcryptError("lock_held", `another dbcrypt run holds ${what}: ${other.owner.command} (pid ${other.owner.pid} on ${other.owner.host}, since ${other.owner.since})`, {
+    hint: `wait for it to finish; if that process is gone, delete ${join(dirname(base), other.name)}`,
+  });
+}
+
+/** Lock files beside `base` whose names match, held by a process that is still alive (or on another host). */
+function liveLockFiles(base: string, matches: (name: string) => boolean): { name: string; owner: LockOwner }[] {
+  const found: { name: string; owner: LockOwner }[] = [];
+  for (const name of readdirSync(dirname(base))) {
+    if (!matches(name)) continue;
+    const owner = readOwner(join(dirname(base), name));
+    if (owner === undefined) continue;
+    if (owner.host === hostname() && !processIsAlive(owner.pid)) continue;
+    if (owner.host === hostname() && owner.pid === process.pid) continue;
+    found.push({ name, owner });
+  }
+  return found;
 }

@@ -45,7 +45,9 @@ export const KEYS_TABLE_FOREIGN_KEYS_SQL = `SELECT c.conrelid::int8 AS oid, a.at
 
 /** $1: the advisory-lock class, $2: the object id (both int4). */
 export const TRY_RUN_LOCK_SQL = "SELECT pg_try_advisory_lock($1, $2) AS locked";
-export const RUN_UNLOCK_SQL = "SELECT pg_advisory_unlock($1, $2)";
+export const TRY_SHARED_RUN_LOCK_SQL = "SELECT pg_try_advisory_lock_shared($1, $2) AS locked";
+/** The lock session holds nothing but dbcrypt's locks: release them all at once. */
+export const RUN_UNLOCK_ALL_SQL = "SELECT pg_advisory_unlock_all()";
 
 /** $1, $2 as for TRY_RUN_LOCK_SQL: who holds the run lock in this database. */
 export const RUN_LOCK_HOLDER_SQL = `SELECT a.application_name, a.client_addr::text, a.backend_start, a.pid

@@ -2,6 +2,7 @@ import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../sch
 import type { BatchFilter } from "./dialect.js";
 import { postgresPrefixSql, prefixCensusSql, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
 import { qualifiedTable, quoteIdent } from "./identifiers.js";
+import { postgresPartitionSql } from "./partition.js";
 
 /**
  * Pure builders for every PostgreSQL statement that touches user tables. Identifiers are always
@@ -55,6 +56,7 @@ export function selectBatchSql(table: EncryptedTable, filter: BatchFilter, after
     keyIdParam = `$${values.length}`;
   }
   const where = [`(${filterSql(table, filter, keyIdParam)})`];
+  if (filter.partition !== undefined) where.push(`(${postgresPartitionSql(table, filter.partition, "t.")})`);
   if (after !== undefined) {
     const placeholders = after.map((value, index) => {
       values.push(value);

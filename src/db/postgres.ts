@@ -26,11 +26,13 @@ import {
   KEYS_TABLE_FOREIGN_KEYS_SQL,
   REPLICA_LAG_SQL,
   RUN_LOCK_HOLDER_SQL,
-  RUN_UNLOCK_SQL,
+  RUN_UNLOCK_ALL_SQL,
   TRY_RUN_LOCK_SQL,
+  TRY_SHARED_RUN_LOCK_SQL,
 } from "./postgres-catalog-sql.js";
 import { PostgresConnection, type ClientTimeouts } from "./postgres-connection.js";
 import { redactUrl } from "./target.js";
+import { partitionLabel, type Partition } from "./partition.js";
 
 export interface PostgresSessionLimits {
   lockTimeoutMs: number;
@@ -67,6 +69,8 @@ export function clientTimeouts(limits: PostgresSessionLimits): ClientTimeouts {
 
 /** 'dbcr' as an int4: the advisory-lock namespace shared by every dbcrypt run. */
 const ADVISORY_LOCK_CLASS = 0x64626372;
+/** The class of each part's own lock (--partition): "dbcp". */
+const PARTITION_LOCK_CLASS = 0x64626370;
 const MAX_KEY_INSERT_ATTEMPTS = 5;
 
 export class PostgresDialect implements Dialect {
@@ -262,23 +266,35 @@ export class PostgresDialect implements Dialect {
     return result.rowCount ?? 0;
   }
 
-  async acquireRunLock(command: string): Promise<RunLock> {
+  /**
+   * A run without --partition holds the database's lock exclusively. A partitioned run holds it
+   * shared, so the parts of one job run together but never beside a whole run, plus its own part's
+   * lock exclusively, so a part never runs twice at once.
+   */
+  async acquireRunLock(command: string, partition?: Partition): Promise<RunLock> {
     // A separate session holds the lock, so a batch error that resets the work session cannot
     // silently drop it.
     const lockClient = await this.#open(false);
     const objectId = lockObjectId(this.keysTable);
+    const locks = partition === undefined
+      ? [{ sql: TRY_RUN_LOCK_SQL, classId: ADVISORY_LOCK_CLASS, objectId, what: "the lock on this database" }]
+      : [
+          { sql: TRY_SHARED_RUN_LOCK_SQL, classId: ADVISORY_LOCK_CLASS, objectId, what: "the lock on this database (a run without --partition)" },
+          { sql: TRY_RUN_LOCK_SQL, classId: PARTITION_LOCK_CLASS, objectId: partitionLockObjectId(this.keysTable, partition), what: `the lock on partition ${partitionLabel(partition)}` },
+        ];
     try {
-      const result = await lockClient.query<{ locked: boolean }>(TRY_RUN_LOCK_SQL, [ADVISORY_LOCK_CLASS, objectId]);
-      if (result.rows[0]?.locked !== true) {
+      for (const lock of locks) {
+        const result = await lockClient.query<{ locked: boolean }>(lock.sql, [lock.classId, lock.objectId]);
+        if (result.rows[0]?.locked === true) continue;
         const holder = await lockClient.query<{ application_name: string; client_addr: string | null; backend_start: Date; pid: number }>(
           RUN_LOCK_HOLDER_SQL,
-          [ADVISORY_LOCK_CLASS, objectId],
+          [lock.classId, lock.objectId],
         );
         const row = holder.rows[0];
         const who = row === undefined
           ? "another session"
           : `"${row.application_name}" (server pid ${row.pid}${row.client_addr ? `, from ${row.client_addr}` : ""}, connected since ${row.backend_start.toISOString()})`;
-        throw new DbcryptError("lock_held", `another dbcrypt run holds the lock on this database: ${who}`, {
+        throw new DbcryptError("lock_held", `another dbcrypt run holds ${lock.what}: ${who}`, {
           hint: "wait for it to finish; if it is stuck, end that server session with pg_terminate_backend(pid)",
         });
       }
@@ -303,7 +319,7 @@ export class PostgresDialect implements Dialect {
       release: async () => {
         await heartbeat.stop();
         unsubscribe();
-        await lockClient.query(RUN_UNLOCK_SQL, [ADVISORY_LOCK_CLASS, objectId]).catch(() => undefined);
+        await lockClient.query(RUN_UNLOCK_ALL_SQL).catch(() => undefined);
         await lockClient.close();
       },
     };
@@ -415,6 +431,10 @@ class LockHeartbeat {
 
 function lockObjectId(keysTable: string): number {
   return createHash("sha256").update(`dbcrypt-run-lock:${keysTable}`).digest().readInt32BE(0) & 0x7fffffff;
+}
+
+function partitionLockObjectId(keysTable: string, partition: Partition): number {
+  return createHash("sha256").update(`dbcrypt-run-lock:${keysTable}:${partitionLabel(partition)}`).digest().readInt32BE(0) & 0x7fffffff;
 }
 
 

@@ -2,6 +2,7 @@ import { keyIdColumnOf, type EncryptedColumn, type EncryptedTable } from "../sch
 import type { BatchFilter } from "./dialect.js";
 import { prefixCensusSql, sqlitePrefixSql, unmatchedFilterSql, type KeyPrefixes } from "./prefix-census-sql.js";
 import { quoteIdent } from "./identifiers.js";
+import { sqlitePartitionSql } from "./partition.js";
 
 /**
  * Pure builders for the SQLite statements on user tables. SQLite runs in-process, so a batch is a
@@ -43,6 +44,7 @@ export function selectBatchSqlite(table: EncryptedTable, filter: BatchFilter, ha
     ...table.context.map((input) => `CAST(${quoteIdent(input.column)} AS TEXT)`),
   ];
   const where = [`(${filterSql(table, filter)})`];
+  if (filter.partition !== undefined) where.push(`(${sqlitePartitionSql(table, filter.partition)})`);
   if (hasCursor) where.unshift(`(${rowKeyList(table)}) > (${table.rowKey.map((_, index) => `:k${index}`).join(", ")})`);
   // Aliased as t for the prefix-census filter; every other name is unqualified and resolves as before.
   return `SELECT ${select.join(", ")} FROM ${tableName(table)} AS t WHERE ${where.join(" AND ")} ORDER BY ${rowKeyList(table)} LIMIT :limit`;

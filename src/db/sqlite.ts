@@ -15,9 +15,10 @@ import {
   selectKeysSql,
   sqlitePlaceholder,
 } from "./keys-table-sql.js";
-import { acquireLockFile } from "./lock-file.js";
+import { acquireDatabaseLock } from "./lock-file.js";
 import { hasPlaintext, toCensusGroups } from "./census-groups.js";
 import { censusByKeySqlite, censusSqlite, deleteRowSqlite, nullKeyProbeSqlite, selectBatchSqlite, updateRowSqlite, prefixCensusSqlite } from "./sqlite-sql.js";
+import { SQLITE_PARTITION_FUNCTION, sqlitePartitionOf, type Partition } from "./partition.js";
 
 export interface SqliteOptions {
   readOnly: boolean;
@@ -52,6 +53,7 @@ export class SqliteDialect implements Dialect {
     try {
       db = new Database(absolute, { readonly: options.readOnly, fileMustExist: true, timeout: options.busyTimeoutMs });
       db.pragma("foreign_keys = ON");
+      db.function(SQLITE_PARTITION_FUNCTION, { deterministic: true, varargs: true, safeIntegers: true }, (count, ...keyParts) => sqlitePartitionOf(Number(count), keyParts));
       db.prepare("SELECT count(*) FROM sqlite_schema").get();
     } catch (error) {
       const code = (error as { code?: unknown }).code;
@@ -232,8 +234,8 @@ export class SqliteDialect implements Dialect {
     }).immediate(), `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
   }
 
-  async acquireRunLock(command: string): Promise<RunLock> {
-    return acquireLockFile(`${this.#path}.dbcrypt-lock`, command);
+  async acquireRunLock(command: string, partition?: Partition): Promise<RunLock> {
+    return acquireDatabaseLock(this.#path, command, partition);
   }
 
   async close(): Promise<void> {

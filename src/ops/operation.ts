@@ -1,5 +1,6 @@
 import type { EmitEvent } from "./events.js";
 import type { KeySourceLine } from "./keys-state.js";
+import type { Partition } from "../db/partition.js";
 import type { PacingOptions } from "./pacing.js";
 import type { RunOutcome, TableOutcome } from "./runner.js";
 
@@ -19,6 +20,8 @@ export interface WriteRequest {
   stopReason: () => "signal" | "deadline" | undefined;
   /** Resolves to continue; throws (cancelled / confirmation_required) to stop before any write. */
   confirm: (plan: OperationPlan) => Promise<void>;
+  /** --partition: walk only this part of every table, beside the other parts' runs. */
+  partition?: Partition;
 }
 
 export interface PlanLine {
@@ -40,6 +43,8 @@ export interface OperationPlan {
   warnings: string[];
   /** Which source supplied each key the run uses. */
   keySources: KeySourceLine[];
+  /** `I/N` with --partition: this run rewrites part I of N; the counts above are the whole database's. */
+  partition?: string;
 }
 
 export type OperationStatus = "done" | "nothing-to-do" | "dry-run" | "stopped" | "incomplete" | "failed-rows";

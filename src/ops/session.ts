@@ -7,6 +7,7 @@ import { loadConfigFile, type DbcryptConfig, type PresetName } from "../schema/c
 import { planSchema } from "../schema/discover.js";
 import type { SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
+import type { Partition } from "../db/partition.js";
 
 export const DEFAULT_KEYS_TABLE = "dbcrypt_keys";
 
@@ -96,10 +97,10 @@ export interface WritePreparation {
  * walked, and the run lock is held before the keys table is read, so what the checks see cannot
  * be changed by another dbcrypt run.
  */
-export async function withWritePreparation<T>(session: Session, command: string, body: (prepared: WritePreparation) => Promise<T>): Promise<T> {
+export async function withWritePreparation<T>(session: Session, command: string, body: (prepared: WritePreparation) => Promise<T>, partition?: Partition): Promise<T> {
   const schema = await checkedSchema(session);
   try {
-    const lock = await session.dialect.acquireRunLock(command);
+    const lock = await session.dialect.acquireRunLock(command, partition);
     try {
       return await body({ schema, dryRun: false, keys: await session.dialect.readKeys() });
     } finally {

@@ -9,6 +9,7 @@ import { DEFAULT_RETRY_POLICY } from "./batch-retry.js";
 import { KeysTableWriter } from "./keys-writer.js";
 import type { DbcryptError } from "../errors.js";
 import { Keyring } from "../crypto/keyring.js";
+import { partitionLabel, type Partition } from "../db/partition.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -48,16 +49,28 @@ export function writeOperation<Request extends WriteRequest>(command: string, bu
   return {
     run: (session, request) => {
       const startedAt = Date.now();
-      return withWritePreparation(session, command, async (prepared) => executeWriteOperation(session.dialect, request, withWarnings(await build(session.dialect, prepared, request)), startedAt));
+      return withWritePreparation(session, command, async (prepared) => executeWriteOperation(session.dialect, request, forPartition(withWarnings(await build(session.dialect, prepared, request)), request.partition), startedAt), request.partition);
     },
     dryRun: (session, request) => {
       const startedAt = Date.now();
       return withDryRunPreparation(session, async (prepared) => {
-        const { plan } = withWarnings(await build(session.dialect, prepared, request));
+        const { plan } = forPartition(withWarnings(await build(session.dialect, prepared, request)), request.partition);
         return emptyResult(plan.command, plan, "dry-run", startedAt);
       });
     },
   };
+}
+
+/**
+ * A part of a partitioned run walks only its rows; the census, the plan's counts and the revoke
+ * decision stay the whole database's, since values under an old key in another part are what
+ * keeps that key in use.
+ */
+function forPartition(spec: WriteOperationSpec, partition: Partition | undefined): WriteOperationSpec {
+  if (partition === undefined) return spec;
+  spec.filter = { ...spec.filter, partition };
+  spec.plan.partition = partitionLabel(partition);
+  return spec;
 }
 
 function withWarnings(spec: WriteOperationSpec): WriteOperationSpec {
@@ -109,7 +122,9 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
     for (const keyId of spec.revokeCandidates) {
       const remaining = rowsUnderKey(after, keyId, candidates);
       if (remaining > 0) {
-        const reason = `${remaining} value(s) still use it`;
+        // In a partitioned run the values may be other parts' not yet walked: the last part to
+        // finish finds none and revokes.
+        const reason = request.partition === undefined ? `${remaining} value(s) still use it` : `${remaining} value(s) still use it, in this part or another part still running; the last part to finish revokes it`;
         keysKept.push({ keyId, reason });
         request.emit({ type: "key-kept", keyId, reason });
         continue;
@@ -120,7 +135,8 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
       }
     }
   }
-  const status = statusFromOutcome(outcome, keysKept.length);
+  // A part that finished its rows is done even while other parts keep an old key in use.
+  const status = statusFromOutcome(outcome, request.partition === undefined ? keysKept.length : 0);
   const result: OperationResult = {
     ...emptyResult(plan.command, plan, status, startedAt),
     tables: outcome.tables,

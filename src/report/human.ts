@@ -5,6 +5,7 @@ import type { StatusReport } from "../ops/status.js";
 /** Plain-text renderings of results. Key ids, labels and counts only. */
 export function formatPlan(plan: OperationPlan): string {
   const lines = [`${plan.command} on ${plan.target} (preset: ${plan.preset})`];
+  if (plan.partition !== undefined) lines.push(`  partition ${plan.partition}: this run rewrites its part of every table; the counts are the whole database's`);
   if (plan.lines.length === 0) lines.push("  no values to change");
   const width = Math.max(0, ...plan.lines.map((line) => line.column.length));
   for (const line of plan.lines) lines.push(`  ${line.column.padEnd(width)}  ${line.from} -> ${line.to}: ${line.rows} value(s)`);

@@ -25,6 +25,7 @@ import {
   updateBatchSql,
 } from "../../src/db/postgres-sql.js";
 import { qualifiedTable, quoteIdent } from "../../src/db/identifiers.js";
+import { partitionFromText, sqlitePartitionOf } from "../../src/db/partition.js";
 import { censusByKeySqlite, censusSqlite, deleteRowSqlite, selectBatchSqlite, updateRowSqlite } from "../../src/db/sqlite-sql.js";
 import type { EncryptedColumn, EncryptedTable } from "../../src/schema/model.js";
 
@@ -559,5 +560,36 @@ describe("builders for a column whose key id is inside the value", () => {
   it("has no census or clear SQL: those need a key-id column", () => {
     expect(() => censusByKeySql(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
     expect(() => censusSqlite(notesInValue, notesInValue.columns[0]!)).toThrow(/no key-id column/);
+  });
+});
+
+describe("--partition", () => {
+  it("reads I/N with 0 <= I < N <= 1024, and nothing else", () => {
+    expect(partitionFromText("0/3")).toEqual({ index: 0, count: 3 });
+    expect(partitionFromText("1023/1024")).toEqual({ index: 1023, count: 1024 });
+    for (const bad of ["3/3", "0/0", "1", "-1/2", "a/b", "0/1025", " 0/2", "0/2 "]) expect(partitionFromText(bad), bad).toBeUndefined();
+  });
+
+  it("adds the part's hash test to a PostgreSQL batch read, over the whole composite key", () => {
+    const { text } = selectBatchSql(userLinks, { kind: "encrypted", partition: { index: 1, count: 3 } }, undefined, 100);
+    expect(text).toContain(`(abs(mod(hashtextextended(concat_ws(E'\\x1f', t."user_id"::text, t."login_type"::text), 0), 3)) = 1)`);
+    const single = selectBatchSql(workspaceSecrets, { kind: "encrypted", partition: { index: 0, count: 2 } }, undefined, 100).text;
+    expect(single).toContain(`(abs(mod(hashtextextended(t."id"::text, 0), 2)) = 0)`);
+    expect(selectBatchSql(workspaceSecrets, { kind: "encrypted" }, undefined, 100).text).not.toContain("hashtextextended");
+  });
+
+  it("adds the part's function test to a SQLite batch read", () => {
+    expect(selectBatchSqlite(sqliteGitsshkeys, { kind: "encrypted", partition: { index: 2, count: 4 } }, false)).toContain(`(dbcrypt_partition(4, "user_id") = 2)`);
+  });
+
+  it("gives SQLite rows a stable part in range, spread over every part", () => {
+    const counts = [0, 0, 0];
+    for (let row = 0; row < 3000; row++) {
+      const part = sqlitePartitionOf(3, [`secret-${row}`]);
+      expect(sqlitePartitionOf(3, [`secret-${row}`])).toBe(part);
+      counts[part] = (counts[part] ?? 0) + 1;
+    }
+    for (const count of counts) expect(count).toBeGreaterThan(800);
+    expect(sqlitePartitionOf(7, [12n, "a"])).toBe(sqlitePartitionOf(7, [12n, "a"]));
   });
 });
