@@ -19,6 +19,7 @@ import { createProgressRenderer } from "../report/progress.js";
 import { confirmStep } from "./interaction.js";
 import { StopController } from "./stop.js";
 import { MAX_PARTITIONS, partitionFromText, type Partition } from "../db/partition.js";
+import { DEFAULT_BATCH_BYTES } from "../ops/batch-budget.js";
 
 export interface GlobalFlags extends KeySourceFlags {
   db?: string;
@@ -47,6 +48,7 @@ export interface WriteFlags extends GlobalFlags {
   jsonEvents?: boolean;
   cryptoThreads: number;
   partition?: Partition;
+  batchBytes: number;
 }
 
 export interface TimeoutFlags {
@@ -99,7 +101,8 @@ export function addWriteOptions(command: Command): Command {
   return addGlobalOptions(command)
     .option("-y, --yes", "confirm without a prompt (required when there is no TTY)")
     .option("--dry-run", "show the plan and write nothing")
-    .addOption(new Option("--batch-size <rows>", "rows per batch transaction").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger))
+    .addOption(new Option("--batch-size <rows>", "rows per batch transaction, at most").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger))
+    .addOption(new Option("--batch-bytes <size>", "about this many bytes of values per batch, fewer rows when values are large (e.g. 512KiB, 16MiB)").default(DEFAULT_BATCH_BYTES, "4MiB").argParser(parseByteSize))
     .addOption(new Option("--max-duration <duration>", "stop cleanly at the first batch boundary after this long (90s, 45m, 2h); exit 4").argParser(parseDuration))
     .addOption(new Option("--sleep <duration>", "pause between batches (e.g. 100ms)").default(0, "0").argParser(parseDuration))
     .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
@@ -112,6 +115,15 @@ export function addWriteOptions(command: Command): Command {
 export function parsePositiveInteger(text: string): number {
   if (!/^[1-9][0-9]*$/.test(text) || Number(text) > 1_000_000) throw new InvalidArgumentError("must be a whole number from 1 to 1000000");
   return Number(text);
+}
+
+/** A size such as 512KiB, 4MiB or 1048576 (bytes); at least 1 KiB, at most 1 GiB. */
+export function parseByteSize(text: string): number {
+  const match = /^([0-9]+)(B|KiB|MiB|GiB)?$/.exec(text);
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[(match?.[2] ?? "B") as "B"];
+  const bytes = Number(match?.[1]) * unit;
+  if (match === null || bytes < 1024 || bytes > 1024 ** 3) throw new InvalidArgumentError("must be a size from 1KiB to 1GiB, such as 512KiB or 16MiB");
+  return bytes;
 }
 
 export function parsePartition(text: string): Partition {
@@ -220,6 +232,7 @@ export function writeRequest(flags: WriteFlags, command: "rotate" | "decrypt" | 
     batchSize: flags.batchSize,
     pacing: { sleepMs: flags.sleep, maxValuesPerSecond: flags.maxRowsPerSecond, maxReplicaLagMs: flags.maxReplicaLag },
     cryptoThreads: flags.cryptoThreads,
+    batchBytes: flags.batchBytes,
     ...(flags.partition === undefined ? {} : { partition: flags.partition }),
     emit,
     shouldStop: () => stop.shouldStop(),

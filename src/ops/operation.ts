@@ -14,6 +14,8 @@ export interface WriteRequest {
   pacing: PacingOptions;
   /** Worker threads for the crypto of large runs; 0 keeps it on the main thread. */
   cryptoThreads: number;
+  /** About how many bytes of values a batch may hold; undefined: DEFAULT_BATCH_BYTES. */
+  batchBytes?: number;
   emit: EmitEvent;
   shouldStop: () => boolean;
   /** Why shouldStop turned true, for the summary. */

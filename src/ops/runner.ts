@@ -10,6 +10,7 @@ import type { RowTransformSpec } from "./row-transform.js";
 import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { RowFailure, RowPlan } from "./row-plans.js";
+import { BatchByteBudget } from "./batch-budget.js";
 
 /**
  * The one batch loop every write operation shares: keyset pagination over the row key, one short
@@ -38,6 +39,8 @@ export interface RunOptions {
   retryPolicy: RetryPolicy;
   /** Worker threads for the crypto; 0 keeps it on the main thread. */
   cryptoThreads: number;
+  /** About how many bytes of values one batch may hold (--batch-bytes): --batch-size caps only rows. */
+  batchBytes: number;
 }
 
 export interface TableOutcome {
@@ -155,6 +158,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
   let queue: QueuedBatch[] = [];
   let inFlight: Promise<AppliedBatch> | undefined;
   let failedAttempts = 0;
+  const budget = new BatchByteBudget(options.batchBytes);
 
   const settle = async (): Promise<void> => {
     const writing = inFlight;
@@ -184,9 +188,10 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
     try {
       await run.pacer.beforeBatch();
       while (!readAll && queue.length < depth) {
-        const limit = batchSize;
+        const limit = budget.rowsFor(batchSize);
         const cursorBefore = readCursor;
         const rows = await readCells(dialect, options.scheme, table, options.filter, cursorBefore, limit);
+        budget.observe(rows);
         if (options.action.kind === "rewrite") await prepareToOpen(options.scheme, table, rows);
         if (rows.length < limit) readAll = true;
         if (rows.length === 0) break;

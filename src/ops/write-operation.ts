@@ -10,6 +10,7 @@ import { KeysTableWriter } from "./keys-writer.js";
 import type { DbcryptError } from "../errors.js";
 import { Keyring } from "../crypto/keyring.js";
 import { partitionLabel, type Partition } from "../db/partition.js";
+import { DEFAULT_BATCH_BYTES } from "./batch-budget.js";
 
 /**
  * The skeleton rotate, decrypt and delete share once their preflight passed: confirm, prepare
@@ -110,6 +111,7 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
     maxPasses: MAX_CONFLICT_PASSES,
     pacing: request.pacing,
     cryptoThreads: request.cryptoThreads,
+    batchBytes: request.batchBytes ?? DEFAULT_BATCH_BYTES,
     retryPolicy: DEFAULT_RETRY_POLICY,
   });
   const keysRevoked: string[] = [];
