@@ -1,11 +1,11 @@
-import { armor, Decrypter, Encrypter } from "age-encryption";
 import { DbcryptError } from "../errors.js";
 
 /**
  * age files (age-encryption.org/v1) encrypted to a passphrase: the scrypt recipient, which must be
  * the file's only recipient. The format is the age CLI's, so a backup made by `dbcrypt keys export`
  * opens with `age -d` and one made by `age -p` opens here; the cryptography is the age-encryption
- * package's (the reference implementation's TypeScript port), not dbcrypt's own.
+ * package's (the reference implementation's TypeScript port), not dbcrypt's own. It is imported
+ * when an age file is met, so commands that never touch one do not pay its start-up time.
  */
 const ARMOR_HEADER = "-----BEGIN AGE ENCRYPTED FILE-----";
 const BINARY_HEADER = "age-encryption.org/v1\n";
@@ -18,6 +18,7 @@ export function isArmored(bytes: Uint8Array): boolean {
 
 /** The plaintext of an age file, as text. `shown` names the file in errors; neither passphrase nor contents ever appear in one. */
 export async function decryptAgeFile(bytes: Uint8Array, passphrase: string, shown: string): Promise<string> {
+  const { armor, Decrypter } = await import("age-encryption");
   let binary: Uint8Array;
   try {
     binary = isArmored(bytes) ? armor.decode(Buffer.from(bytes).toString("latin1")) : bytes;
@@ -48,6 +49,7 @@ function describeAgeFailure(message: string): string {
 }
 
 export async function encryptAgeFile(text: string, passphrase: string, options: { workFactor: number; armored: boolean }): Promise<Uint8Array> {
+  const { armor, Encrypter } = await import("age-encryption");
   const encrypter = new Encrypter();
   encrypter.setPassphrase(passphrase);
   encrypter.setScryptWorkFactor(options.workFactor);

@@ -53,7 +53,8 @@ const KEY_TEXT = /^[A-Za-z0-9+/]{43}=$/;
 export function splitKeyList(value: string, flag: string): string[] {
   const entries: string[] = [];
   let rest = value;
-  while (rest !== "") {
+  // As String.split would: a separator at the very end leaves one more, empty, entry.
+  for (;;) {
     const separator = rest.search(/[,\n]/);
     const head = separator === -1 ? rest : rest.slice(0, separator);
     if (keySourceFor(head.trim()).takesRestOfList === true) {
@@ -61,13 +62,15 @@ export function splitKeyList(value: string, flag: string): string[] {
       const entry = (lineEnd === -1 ? rest : rest.slice(0, lineEnd)).trim();
       refuseListAfterCommand(entry, entries.length + 1, flag);
       entries.push(entry);
-      rest = lineEnd === -1 ? "" : rest.slice(lineEnd + 1);
+      if (lineEnd === -1) break;
+      rest = rest.slice(lineEnd + 1);
       continue;
     }
     // Spaces around a source (`@a.key, @b.key`) are how people write lists; a literal key keeps
     // them, and its parse then refuses them as Coder's CLI would.
     entries.push(isLiteralEntry(head.trim()) ? head : head.trim());
-    rest = separator === -1 ? "" : rest.slice(separator + 1);
+    if (separator === -1) break;
+    rest = rest.slice(separator + 1);
   }
   // One trailing separator (a file's last newline, a copied list's last comma) is not an entry.
   if (entries.length > 1 && entries[entries.length - 1] === "") entries.pop();

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import { createRequire } from "node:module";
+import type * as Grpc from "@grpc/grpc-js";
+import type * as ProtoLoader from "@grpc/proto-loader";
 import { formatDuration } from "../../durations.js";
 import { DbcryptError } from "../../errors.js";
 import { KMS_V2_PROTO_PATH } from "./kms-v2-object.js";
@@ -99,20 +100,41 @@ export class KmsPluginError extends DbcryptError {
 }
 
 const KEY_ID_MAX_BYTES = 1024;
-const NO_ANSWER_CODES = new Set([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]);
-const DECLINING_CODES = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION]);
+/**
+ * gRPC is loaded on the first call to a plugin, not when dbcrypt starts: it costs more start-up
+ * time than the rest of a status run on a small database, and only KMS runs use it. Both packages
+ * are CommonJS, so a synchronous require serves the synchronous constructor paths.
+ */
+const require = createRequire(import.meta.url);
+let grpcModule: typeof Grpc | undefined;
+function grpcLibrary(): typeof Grpc {
+  grpcModule ??= require("@grpc/grpc-js") as typeof Grpc;
+  return grpcModule;
+}
 
-let serviceConstructor: grpc.ServiceClientConstructor | undefined;
-function keyManagementService(): grpc.ServiceClientConstructor {
+function noAnswer(code: number): boolean {
+  const { status } = grpcLibrary();
+  return code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE || code === status.CANCELLED;
+}
+
+function declining(code: number): boolean {
+  const { status } = grpcLibrary();
+  return code === status.INVALID_ARGUMENT || code === status.NOT_FOUND || code === status.PERMISSION_DENIED || code === status.FAILED_PRECONDITION;
+}
+
+let serviceConstructor: Grpc.ServiceClientConstructor | undefined;
+function keyManagementService(): Grpc.ServiceClientConstructor {
   if (serviceConstructor === undefined) {
+    const grpc = grpcLibrary();
+    const protoLoader = require("@grpc/proto-loader") as typeof ProtoLoader;
     const definition = protoLoader.loadSync(KMS_V2_PROTO_PATH, { keepCase: true, longs: String, defaults: true });
-    const v2 = grpc.loadPackageDefinition(definition).v2 as grpc.GrpcObject;
-    serviceConstructor = v2.KeyManagementService as grpc.ServiceClientConstructor;
+    const v2 = grpc.loadPackageDefinition(definition).v2 as Grpc.GrpcObject;
+    serviceConstructor = v2.KeyManagementService as Grpc.ServiceClientConstructor;
   }
   return serviceConstructor;
 }
 
-type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Record<string, unknown>) => void) => grpc.ClientUnaryCall;
+type UnaryMethod = (request: object, metadata: Grpc.Metadata, options: Grpc.CallOptions, callback: (error: Grpc.ServiceError | null, response?: Record<string, unknown>) => void) => Grpc.ClientUnaryCall;
 
 /** Plugin text (healthz, error details) on one line and bounded, for a message. */
 function oneLine(text: string, limit = 200): string {
@@ -131,7 +153,7 @@ export class KmsPluginClient {
   readonly name: string;
   readonly endpoint: KmsEndpoint;
   readonly timeoutMs: number;
-  readonly #client: grpc.Client;
+  #client: Grpc.Client | undefined;
 
   constructor(options: KmsPluginClientOptions) {
     this.name = options.name;
@@ -140,8 +162,15 @@ export class KmsPluginClient {
     if (!(this.timeoutMs > 0) || !Number.isFinite(this.timeoutMs)) {
       throw new DbcryptError("bad_config", `KMS plugin ${this.name}: the timeout must be a positive duration`, { hint: 'write the kms provider\'s timeout as a Go duration such as "3s"' });
     }
-    const Service = keyManagementService();
-    this.#client = new Service(this.endpoint.target, grpc.credentials.createInsecure(), { "grpc.default_authority": "localhost" });
+  }
+
+  /** Made on the first call: constructing the client would load gRPC. */
+  #connection(): Grpc.Client {
+    if (this.#client === undefined) {
+      const Service = keyManagementService();
+      this.#client = new Service(this.endpoint.target, grpcLibrary().credentials.createInsecure(), { "grpc.default_authority": "localhost" });
+    }
+    return this.#client;
   }
 
   async status(): Promise<KmsStatus> {
@@ -173,7 +202,7 @@ export class KmsPluginClient {
   }
 
   close(): void {
-    this.#client.close();
+    this.#client?.close();
   }
 
   /** "KMS plugin <name> at <endpoint>": how every message about this plugin starts. */
@@ -190,25 +219,27 @@ export class KmsPluginClient {
   }
 
   #call(call: KmsCall, request: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const metadata = new grpc.Metadata();
+    const client = this.#connection();
+    const metadata = new (grpcLibrary().Metadata)();
     // As the API server does: a plugin still starting is waited for, up to the deadline.
     metadata.setOptions({ waitForReady: true });
-    const method = (this.#client as unknown as Record<KmsCall, UnaryMethod>)[call];
+    const method = (client as unknown as Record<KmsCall, UnaryMethod>)[call];
     return new Promise((resolve, reject) => {
-      method.call(this.#client, { ...request, uid: randomUUID() }, metadata, { deadline: Date.now() + this.timeoutMs }, (error, response) => {
+      method.call(client, { ...request, uid: randomUUID() }, metadata, { deadline: Date.now() + this.timeoutMs }, (error, response) => {
         if (error === null && response !== undefined) resolve(response);
         else reject(this.#failure(call, error));
       });
     });
   }
 
-  #failure(call: KmsCall, error: grpc.ServiceError | null): KmsPluginError {
+  #failure(call: KmsCall, error: Grpc.ServiceError | null): KmsPluginError {
+    const grpc = grpcLibrary();
     const code = error?.code ?? grpc.status.UNKNOWN;
-    const answered = !NO_ANSWER_CODES.has(code);
+    const answered = !noAnswer(code);
     const missing = this.endpoint.socketPath !== undefined && !answered && !existsSync(this.endpoint.socketPath) ? `; no socket at ${this.endpoint.socketPath}` : "";
     const what = code === grpc.status.DEADLINE_EXCEEDED ? `no answer within ${formatDuration(this.timeoutMs)}` : `${grpc.status[code] ?? code}: ${oneLine(error?.details ?? "no details")}`;
     const hint = answered ? "check the KMS plugin's logs" : `check that the KMS plugin ${this.name} is running and listening on ${this.endpoint.endpoint}, or raise the provider's timeout`;
-    return new KmsPluginError(call, answered, `${this.describe()}: ${call} failed: ${what}${missing}`, hint, DECLINING_CODES.has(code));
+    return new KmsPluginError(call, answered, `${this.describe()}: ${call} failed: ${what}${missing}`, hint, declining(code));
   }
 }
 

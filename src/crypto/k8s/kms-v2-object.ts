@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import protobuf from "protobufjs";
+import { createRequire } from "node:module";
+import type * as Protobuf from "protobufjs";
 import { NoncePool } from "../nonce-pool.js";
 
 /**
@@ -33,9 +34,11 @@ const INFO_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
-let objectType: protobuf.Type | undefined;
-function encryptedObjectType(): protobuf.Type {
-  objectType ??= new protobuf.Root().loadSync(KMS_V2_PROTO_PATH, { keepCase: true }).lookupType("v2.EncryptedObject");
+/** protobufjs is loaded when the first KMS cell is met (CommonJS, so synchronously): most runs have none. */
+const require = createRequire(import.meta.url);
+let objectType: Protobuf.Type | undefined;
+function encryptedObjectType(): Protobuf.Type {
+  objectType ??= new (require("protobufjs") as typeof Protobuf).Root().loadSync(KMS_V2_PROTO_PATH, { keepCase: true }).lookupType("v2.EncryptedObject");
   return objectType;
 }
 
