@@ -27,9 +27,10 @@ function mix32(seed: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-export function tokenPlaintext(seed: number, id: number): Buffer {
+/** `bytes`: a fixed size instead of a token's 100-200 (the big-value tables of issue 12). */
+export function tokenPlaintext(seed: number, id: number, bytes?: number): Buffer {
   let state = mix32(seed ^ Math.imul(id, 0x9e3779b1)) || 1;
-  const length = MIN_TOKEN_BYTES + (state % (MAX_TOKEN_BYTES - MIN_TOKEN_BYTES + 1));
+  const length = bytes ?? MIN_TOKEN_BYTES + (state % (MAX_TOKEN_BYTES - MIN_TOKEN_BYTES + 1));
   const out = Buffer.allocUnsafe(length);
   out[0] = 0x67; // "gho_"-style prefix
   out[1] = 0x68;
@@ -51,14 +52,14 @@ function userId(seed: number, id: number): string {
 }
 
 /** Rows firstId .. firstId+count-1, tokens sealed under `key`. */
-export function makeChunk(seed: number, firstId: number, count: number, key: BenchKey): Chunk {
+export function makeChunk(seed: number, firstId: number, count: number, key: BenchKey, valueBytes?: number): Chunk {
   const chunk: Chunk = { ids: [], userIds: [], providers: [], scopes: [], tokens: [] };
   for (let id = firstId; id < firstId + count; id++) {
     chunk.ids.push(id);
     chunk.userIds.push(userId(seed, id));
     chunk.providers.push(PROVIDERS[id % PROVIDERS.length] as string);
     chunk.scopes.push(SCOPES[(id >>> 3) % SCOPES.length] as string);
-    chunk.tokens.push(key.seal(tokenPlaintext(seed, id)));
+    chunk.tokens.push(key.seal(tokenPlaintext(seed, id, valueBytes)));
   }
   return chunk;
 }

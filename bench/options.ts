@@ -37,6 +37,10 @@ export interface BenchOptions {
   cliRef: string | undefined;
   /** Extra arguments for every `dbcrypt rotate` the bench runs (e.g. a tuning flag under test). */
   rotateArgs: string[];
+  /** Process counts N for which the Coder table is also rotated by N `--partition I/N` processes at once. */
+  partitions: number[];
+  /** Rows of 4 KiB values in the big-value table (0: none); the 256 KiB table has a 64th as many. */
+  bigRows: number;
   /** Re-render the tables (and the doc) from a saved results file instead of measuring. */
   fromResults: string | undefined;
   adminUrl: string;
@@ -62,6 +66,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --check-targets     exit 1 if a target from issue 5 is missed
   --pg-database NAME  database created (and dropped) for the run (default dbcrypt_bench)
   --cli-ref REF       measure the CLI of this git commit (compiled privately) instead of the dist/ build
+  --big-rows N        also rotate tables of N values of 4 KiB and N/64 of 256 KiB, reported in MB/s
+                      against the cipher's MB/s on the same sizes (default 20000; --smoke: 128; 0: none)
+  --partitions LIST   also rotate the Coder table with N processes at once (--partition I/N) for each N
+                      listed (default 2,3; --smoke: 2; "" for none)
   --rotate-args="A B" extra arguments for every dbcrypt rotate (e.g. --rotate-args="--crypto-threads 1")
   --from-results F    print the tables (and write --doc) from a saved bench/results/*.json; measure nothing
   --max-other-load C  take a sample again when other processes used more than C cores during it (default 0.25)
@@ -70,6 +78,12 @@ export const USAGE = `usage: npm run bench -- [options]
 
   ${ADMIN_URL_ENV}  admin PostgreSQL URL allowed to CREATE DATABASE (default ${DEFAULT_ADMIN_URL})
 `;
+
+function partitionCounts(text: string): number[] {
+  const counts = text.split(",").map((part) => part.trim()).filter((part) => part !== "").map(Number);
+  for (const count of counts) if (!Number.isInteger(count) || count < 2 || count > 16) throw new Error("--partitions: list process counts from 2 to 16");
+  return [...new Set(counts)];
+}
 
 function positive(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -107,6 +121,8 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
       "cli-ref": { type: "string" },
       "from-results": { type: "string" },
       "rotate-args": { type: "string" },
+      partitions: { type: "string" },
+      "big-rows": { type: "string" },
       attempts: { type: "string" },
       "quiet-wait": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -144,6 +160,8 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     cliRef: values["cli-ref"],
     fromResults: values["from-results"],
     rotateArgs: (values["rotate-args"] ?? "").split(/\s+/).filter((arg) => arg !== ""),
+    partitions: partitionCounts(values.partitions ?? (smoke ? "2" : "2,3")),
+    bigRows: nonNegative("big-rows", values["big-rows"], smoke ? 128 : 20_000),
     adminUrl: process.env[ADMIN_URL_ENV] || DEFAULT_ADMIN_URL,
     pgDatabase,
     argv,

@@ -180,6 +180,17 @@ export function ratioRows(all: BenchResults): RatioRow[] {
       add(engine, "rotate / pure-SQL rewrite (rows/s)", pairedRatio(rotate, rate(`${engine}:rewrite`)), undefined, undefined);
       add(engine, "rotate / per-row peer (rows/s)", pairedRatio(rotate, rate(`${engine}:peer`)), undefined, undefined);
     }
+    for (const measurement of results.measurements.filter((candidate) => candidate.engine === engine && candidate.id.startsWith(`${engine}:rotate-parts-`))) {
+      const count = measurement.id.slice(`${engine}:rotate-parts-`.length);
+      add(engine, `rotate, ${count} processes (--partition) / 1 process (rows/s)`, pairedRatio(ratesOf(measurement), rotate), undefined, undefined, "issue 12: scaling across processes on this machine");
+    }
+    for (const measurement of results.measurements.filter((candidate) => candidate.engine === engine && candidate.id.startsWith(`${engine}:rotate-big-`))) {
+      const size = Number(measurement.id.slice(`${engine}:rotate-big-`.length));
+      const megabytes = (rates: (number | undefined)[]) => rates.map((rate) => (rate === undefined ? undefined : (rate * size) / 1e6));
+      const rotateMb = megabytes(ratesOf(measurement));
+      add(engine, `rotate of ${size / 1024} KiB values (MB/s of plaintext)`, defined(rotateMb), undefined, undefined);
+      add(engine, `  / cipher alone on ${size / 1024} KiB values (MB/s)`, pairedRatio(rotateMb, megabytes(rate(`cipher-big-${size}`))), undefined, undefined, "issue 12: big values against the cipher's MB/s");
+    }
     add(engine, "status time / grouped-count time", pairedRatio(time(`${engine}:status`), time(`${engine}:count`)), "<=", 1.2);
     const floor = time("floor");
     const statusNet = time(`${engine}:status`).map((ms, round) => (ms === undefined || floor[round] === undefined ? undefined : ms - (floor[round] as number)));

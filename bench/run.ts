@@ -72,9 +72,15 @@ function cliFailure(run: CliRun, what: string): Error {
 interface Dataset {
   engine: Engine;
   target: BenchTarget;
-  role: "full" | "probe";
+  role: "full" | "probe" | "big";
   key: BenchKey;
+  /** Fixed plaintext size of every value (big-value tables); tokens of 100-200 bytes otherwise. */
+  valueBytes?: number;
 }
+
+/** Issue 12's big values: Obot's audit logs keep whole HTTP bodies. */
+const BIG_VALUE_SIZES = [4 * 1024, 256 * 1024];
+const BIG_LOAD_CHUNK_BYTES = 8 * 1024 * 1024;
 
 /** An issue-10 table and the key its values are under now (k8s keys are named key0, key1, …). */
 type AppDataset = { engine: Engine; target: AppTarget; generation: number } & (
@@ -92,6 +98,8 @@ class Bench {
   readonly datasets: Dataset[] = [];
   readonly measurements = new Map<string, Measurement>();
   readonly cipherValues: string[] = [];
+  /** Big-value cipher samples by plaintext size. */
+  readonly bigCipherValues = new Map<number, string[]>();
   readonly cipherFrom = freshKey();
   readonly cipherTo = freshKey();
   readonly appDatasets: AppDataset[] = [];
@@ -139,6 +147,7 @@ class Bench {
 
   async build(): Promise<void> {
     if (this.options.schemes.includes("coder")) await this.buildCoder();
+    if (this.options.bigRows > 0) await this.buildBig();
     for (const scheme of this.options.schemes) if (scheme !== "coder") await this.buildApp(scheme);
   }
 
@@ -178,6 +187,77 @@ class Bench {
     for (const { target } of this.datasets) await target.finishLoad();
     for (let id = 1; id <= this.options.cipherSample; id++) this.cipherValues.push(this.cipherFrom.seal(tokenPlaintext(this.seed, id)));
     log(`built in ${formatSeconds(performance.now() - started)} s`);
+  }
+
+  /**
+   * The big-value tables: the Coder table's shape with every token a fixed 4 KiB or 256 KiB, sealed
+   * once in Node and inserted in chunks of about 8 MB; and for each size the cipher limit's sample.
+   */
+  async buildBig(): Promise<void> {
+    for (const valueBytes of BIG_VALUE_SIZES) {
+      const rows = Math.max(4, Math.round((this.options.bigRows * BIG_VALUE_SIZES[0]!) / valueBytes));
+      const initial = freshKey();
+      const started = performance.now();
+      log(`building ${rows.toLocaleString("en-US")} rows of ${valueBytes / 1024} KiB values on ${this.options.engines.join(" and ")}`);
+      const mine: Dataset[] = [];
+      for (const engine of this.options.engines) {
+        const name = `${this.options.pgDatabase}_big${valueBytes / 1024}k`;
+        if (engine === "postgres") this.load.ownDatabases.push(name);
+        const target = engine === "postgres" ? await PostgresTarget.create(this.options.adminUrl, name, rows) : new SqliteTarget(join(this.work, `big-${valueBytes / 1024}k.db`), rows);
+        await target.createSchema(initial);
+        const dataset: Dataset = { engine, target, role: "big", key: initial, valueBytes };
+        this.datasets.push(dataset);
+        mine.push(dataset);
+      }
+      const chunkRows = Math.max(1, Math.floor(BIG_LOAD_CHUNK_BYTES / valueBytes));
+      for (let first = 1; first <= rows; first += chunkRows) {
+        const chunk = makeChunk(this.seed, first, Math.min(chunkRows, rows - first + 1), initial, valueBytes);
+        await Promise.all(mine.map(({ target }) => target.insertChunk(chunk)));
+      }
+      for (const { target } of mine) await target.finishLoad();
+      const sample: string[] = [];
+      const sampleRows = Math.max(4, Math.floor((64 * 1024 * 1024) / valueBytes));
+      for (let id = 1; id <= sampleRows; id++) sample.push(this.cipherFrom.seal(tokenPlaintext(this.seed, id, valueBytes)));
+      this.bigCipherValues.set(valueBytes, sample);
+      log(`built in ${formatSeconds(performance.now() - started)} s`);
+    }
+  }
+
+  /** Big values: rotate through the CLI, reported per row and, in the report, in MB/s of plaintext. */
+  async taskBigRotate(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const size = dataset.valueBytes as number;
+    const measurement = this.measurement({
+      id: `${dataset.engine}:rotate-big-${size}`,
+      engine: dataset.engine,
+      label: `dbcrypt rotate, CLI: ${size / 1024} KiB values`,
+      kind: "dbcrypt",
+      rows: dataset.target.rows,
+      note: `${dataset.target.rows.toLocaleString("en-US")} rows of ${size / 1024} KiB; batches bounded by --batch-bytes (default 4 MiB)`,
+    });
+    await dataset.target.settle();
+    this.recordRotate(measurement, round, await this.rotate(dataset, freshKey()));
+    return [measurement];
+  }
+
+  /** The cipher limit on big values: decrypt + encrypt of the same size in memory on one core. */
+  async taskBigCipher(size: number, round: number): Promise<Measurement[]> {
+    const values = this.bigCipherValues.get(size) ?? [];
+    const measurement = this.measurement({
+      id: `cipher-big-${size}`,
+      engine: "any",
+      label: `limit: cipher alone, ${size / 1024} KiB values (decrypt + encrypt)`,
+      kind: "limit",
+      rows: values.length,
+      note: "node:crypto AES-256-GCM + base64, 1 core, no database",
+    });
+    let checksum = 0;
+    for (const value of values.slice(0, 4)) checksum += this.cipherTo.seal(this.cipherFrom.open(value)).length; // warm the JIT
+    const started = performance.now();
+    for (const value of values) checksum += this.cipherTo.seal(this.cipherFrom.open(value)).length;
+    measurement.ms[round] = performance.now() - started;
+    if (checksum === 0) throw new Error("big-value cipher limit did no work");
+    this.report(measurement, round);
+    return [measurement];
   }
 
   /** An issue-10 table on every engine, sealed once in Node and inserted into each; then `dbcrypt keys init`. */
@@ -361,6 +441,53 @@ class Bench {
     await dataset.target.settle();
     this.recordRotate(measurement, round, await this.rotate(dataset, freshKey()));
     return [measurement];
+  }
+
+  /**
+   * The Coder table rotated by `count` processes at once, process I with `--partition I/count`
+   * (issue 12): wall time from the first start to the last exit, every value written once in all,
+   * and the old key revoked by exactly one of them.
+   */
+  async taskPartitioned(dataset: Dataset, round: number, count: number): Promise<Measurement[]> {
+    const measurement = this.measurement({
+      id: `${dataset.engine}:rotate-parts-${count}`,
+      engine: dataset.engine,
+      label: `dbcrypt rotate, ${count} processes (--partition I/${count})`,
+      kind: "dbcrypt",
+      rows: dataset.target.rows,
+      note: "wall time from the first start to the last exit; peak RSS is the largest process's",
+    });
+    await dataset.target.settle();
+    const newKey = freshKey();
+    const newPath = this.keyFile([newKey]);
+    const oldPath = this.keyFile([dataset.key]);
+    const what = `dbcrypt rotate --partition I/${count} on ${dataset.engine} (${dataset.target.rows} rows)`;
+    try {
+      const started = performance.now();
+      const runs = await Promise.all(Array.from({ length: count }, (_, index) =>
+        this.cliRun(["rotate", "--db", dataset.target.dbArg, "--new-key", `@${newPath}`, "--old-keys", `@${oldPath}`, "--yes", "--json", "--batch-size", String(this.options.batchSize), "--partition", `${index}/${count}`, ...this.options.rotateArgs])));
+      measurement.ms[round] = performance.now() - started;
+      let written = 0;
+      let revoked = 0;
+      for (const run of runs) {
+        if (run.code !== 0) throw cliFailure(run, what);
+        assertNoKeyMaterial(run, what);
+        const result = JSON.parse(run.stdout) as { status: string; valuesWritten: number; keysRevoked: string[] };
+        if (result.status !== "done") throw new Error(`${what}: a part ended ${result.status}`);
+        written += result.valuesWritten;
+        if (result.keysRevoked.includes(dataset.key.id)) revoked++;
+      }
+      if (written !== dataset.target.rows || revoked !== 1) throw new Error(`${what}: ${written} values written in all (expected ${dataset.target.rows}), old key revoked by ${revoked} part(s)`);
+      const peaks = runs.map((run) => run.peakRssKiB).filter((kib): kib is number => kib !== undefined);
+      measurement.rssKiB[round] = peaks.length === 0 ? undefined : Math.max(...peaks);
+      measurement.cpuMs[round] = runs.reduce((sum, run) => sum + (run.cpuMs ?? 0), 0);
+      dataset.key = newKey;
+      this.report(measurement, round);
+      return [measurement];
+    } finally {
+      rmSync(newPath, { force: true });
+      rmSync(oldPath, { force: true });
+    }
   }
 
   /** One rotate's wall time, memory and CPU into its round of the measurement. */
@@ -548,13 +675,16 @@ class Bench {
         const probe = this.datasets.find((dataset) => dataset.engine === engine && dataset.role === "probe");
         if (full) {
           tasks.push(() => this.taskRotate(full, round));
+          for (const count of this.options.partitions) tasks.push(() => this.taskPartitioned(full, round, count));
           if (probe) tasks.push(() => this.taskRotate(probe, round));
           tasks.push(() => this.taskCensus(full, round));
           tasks.push(() => this.taskRewrite(full, round));
           tasks.push(() => this.taskPeer(full, round));
         }
         for (const dataset of this.appDatasets.filter((candidate) => candidate.engine === engine)) tasks.push(() => this.taskAppRotate(dataset, round));
+        for (const dataset of this.datasets.filter((candidate) => candidate.engine === engine && candidate.role === "big")) tasks.push(() => this.taskBigRotate(dataset, round));
       }
+      for (const size of this.bigCipherValues.keys()) tasks.push(() => this.taskBigCipher(size, round));
       if (this.options.schemes.includes("coder")) tasks.push(() => this.taskCipher(round));
       for (const scheme of this.options.schemes) if (scheme !== "coder") tasks.push(() => this.taskAppCipher(scheme, round));
       tasks.push(() => this.taskFloor(round));
@@ -592,7 +722,7 @@ class Bench {
       let bad = rows.length === ids.size ? 0 : ids.size - rows.length;
       for (const row of rows) {
         if (row.keyId !== dataset.key.id) bad++;
-        else if (!dataset.key.open(row.token).equals(tokenPlaintext(this.seed, row.id))) bad++;
+        else if (!dataset.key.open(row.token).equals(tokenPlaintext(this.seed, row.id, dataset.valueBytes))) bad++;
       }
       const groups = await target.groupedCount();
       const underCurrent = groups.get(dataset.key.id) ?? 0;
