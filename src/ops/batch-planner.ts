@@ -5,6 +5,7 @@ import { DbcryptError } from "../errors.js";
 import type { EncryptedTable } from "../schema/model.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
 import type { PlanRequest } from "./crypto-worker.js";
+import { packRows, transferablesOf, unpackPlans, type PackedPlans } from "./packed-batch.js";
 import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
 import type { RowPlan } from "./row-plans.js";
 
@@ -50,12 +51,12 @@ export class WorkerPoolPlanner implements BatchPlanner {
 
   #startWorker(spec: RowTransformSpec): Worker {
     const worker = new Worker(new URL("./crypto-worker.js", import.meta.url), { workerData: spec });
-    worker.on("message", (message: { id: number; plans?: RowPlan[]; error?: string }) => {
+    worker.on("message", (message: { id: number; plans?: PackedPlans; error?: string }) => {
       const waiting = this.#pending.get(message.id);
       if (waiting === undefined) return;
       this.#pending.delete(message.id);
       this.#unrefWhenIdle();
-      if (message.plans !== undefined) waiting.resolve(message.plans);
+      if (message.plans !== undefined) waiting.resolve(unpackPlans(message.plans));
       else waiting.reject(new DbcryptError("internal", `crypto worker failed: ${message.error ?? "unknown error"}`));
     });
     worker.on("error", (error) => this.#failAll(error));
@@ -72,13 +73,15 @@ export class WorkerPoolPlanner implements BatchPlanner {
     const worker = this.#workers[this.#nextWorker++ % this.#workers.length] as Worker;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      // Only the fields and the row's context travel: row keys may be buffers or bigints the
-      // worker has no use for, while a scheme's per-row key or additional data needs the context.
-      const request: PlanRequest = { id, table, rows: rows.map((row) => (row.context === undefined ? { rowKey: [], fields: row.fields } : { rowKey: [], fields: row.fields, context: row.context })) };
+      // Only the fields and the row's context travel, packed and transferred: row keys may be
+      // buffers or bigints the worker has no use for, while a scheme's per-row key or additional
+      // data needs the context.
+      const packed = packRows(rows, table.columns.length);
+      const request: PlanRequest = { id, table, rows: packed };
       // While a batch is with a worker, the worker must hold the event loop open: on SQLite no
       // socket does, and with only unref'd workers Node would exit mid-run (code 13, no message).
       worker.ref();
-      worker.postMessage(request);
+      worker.postMessage(request, transferablesOf(packed.strings));
     });
   }
 

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
-import type { BatchRow } from "../db/dialect.js";
 import type { EncryptedTable } from "../schema/model.js";
+import { packPlans, transferablesOf, unpackRows, type PackedRows } from "./packed-batch.js";
 import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
 
 /**
@@ -10,15 +10,15 @@ import { buildRowPlanner, type RowTransformSpec } from "./row-transform.js";
 export interface PlanRequest {
   id: number;
   table: EncryptedTable;
-  rows: BatchRow[];
+  rows: PackedRows;
 }
 
 const planRow = buildRowPlanner(workerData as RowTransformSpec);
 
 parentPort?.on("message", (request: PlanRequest) => {
   try {
-    const plans = request.rows.map((row) => planRow(row, request.table));
-    parentPort?.postMessage({ id: request.id, plans });
+    const plans = packPlans(unpackRows(request.rows).map((row) => planRow(row, request.table)), request.table.columns.length);
+    parentPort?.postMessage({ id: request.id, plans }, transferablesOf(plans.written));
   } catch (error) {
     parentPort?.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error) });
   }
