@@ -5,8 +5,7 @@ import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } f
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type ReadSession, type Session, type SessionLimits } from "../ops/session.js";
 import type { WriteOperation } from "../ops/write-operation.js";
-import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS } from "../db/postgres.js";
-import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "../db/sqlite.js";
+import { DEFAULT_POSTGRES_LIMITS, DEFAULT_SQLITE_BUSY_TIMEOUT_MS, QUERY_TIMEOUT_MARGIN_MS } from "../db/session-limits.js";
 import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
 import { urlWithoutPassword } from "../db/target.js";
 import { describeKeyList } from "../key-sources/registry.js";

@@ -1,4 +1,3 @@
-import * as clack from "@clack/prompts";
 import { DbcryptError } from "../errors.js";
 
 export interface InteractionOptions {
@@ -21,6 +20,8 @@ export async function confirmStep(question: string, options: InteractionOptions 
       hint: "pass --yes to confirm (or --dry-run to only see the plan)",
     });
   }
+  // Loaded only when someone is asked: most runs (--yes, CI) never are.
+  const clack = await import("@clack/prompts");
   if (options.severe) {
     const answer = await clack.text({ message: `${question}\nType "${options.command}" to confirm`, output: process.stderr });
     if (clack.isCancel(answer) || answer.trim() !== options.command) throw cancelled();

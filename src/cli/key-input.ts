@@ -1,4 +1,3 @@
-import * as clack from "@clack/prompts";
 import { EncryptionKey } from "../crypto/encryption-key.js";
 import { DbcryptError } from "../errors.js";
 import { DEFAULT_KEY_COMMAND_TIMEOUT_MS, type KeySourceContext } from "../key-sources/key-source.js";
@@ -158,6 +157,7 @@ async function promptForPassphrase(what: string): Promise<string> {
   if (!canPrompt()) {
     throw new DbcryptError("usage", `${what} needs a passphrase and there is no terminal to ask on`, { hint: "pass --passphrase-file FILE or --passphrase-env VAR" });
   }
+  const clack = await import("@clack/prompts");
   const answer = await clack.password({ message: `Passphrase for ${what}`, output: process.stderr });
   if (clack.isCancel(answer)) throw new DbcryptError("cancelled", "cancelled: no passphrase given, nothing was read or written", { hint: "re-run and type the passphrase, or pass --passphrase-file" });
   return answer;

@@ -33,33 +33,9 @@ import {
 import { PostgresConnection, type ClientTimeouts } from "./postgres-connection.js";
 import { redactUrl } from "./target.js";
 import { partitionLabel, type Partition } from "./partition.js";
+import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS, type PostgresSessionLimits } from "./session-limits.js";
 
-export interface PostgresSessionLimits {
-  lockTimeoutMs: number;
-  statementTimeoutMs: number;
-  idleInTransactionTimeoutMs: number;
-  connectTimeoutMs: number;
-  /** undefined: the statement timeout plus QUERY_TIMEOUT_MARGIN_MS (see clientTimeouts). */
-  queryTimeoutMs: number | undefined;
-  keepAliveMs: number;
-}
-
-export const DEFAULT_POSTGRES_LIMITS: PostgresSessionLimits = {
-  lockTimeoutMs: 2_000,
-  statementTimeoutMs: 120_000,
-  idleInTransactionTimeoutMs: 60_000,
-  connectTimeoutMs: 10_000,
-  queryTimeoutMs: undefined,
-  keepAliveMs: 10_000,
-};
-
-/**
- * The client waits this much longer than the server's statement_timeout, so that a slow statement
- * is normally cancelled by the server (a retryable error) and the client's own deadline only fires
- * when the server cannot be heard at all. With statement_timeout off, the client still gives up
- * after NO_STATEMENT_TIMEOUT_QUERY_LIMIT_MS.
- */
-export const QUERY_TIMEOUT_MARGIN_MS = 30_000;
+export { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS, type PostgresSessionLimits } from "./session-limits.js";
 const NO_STATEMENT_TIMEOUT_QUERY_LIMIT_MS = 600_000;
 
 export function clientTimeouts(limits: PostgresSessionLimits): ClientTimeouts {

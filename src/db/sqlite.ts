@@ -25,7 +25,7 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
 }
 
-export const DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000;
+export { DEFAULT_SQLITE_BUSY_TIMEOUT_MS } from "./session-limits.js";
 
 export class SqliteDialect implements Dialect {
   readonly target: string;

@@ -1,6 +1,5 @@
 import type { DatabaseReader, Dialect, KeyRow } from "../db/dialect.js";
-import { DEFAULT_POSTGRES_LIMITS, PostgresDialect, type PostgresSessionLimits } from "../db/postgres.js";
-import { DEFAULT_SQLITE_BUSY_TIMEOUT_MS, SqliteDialect } from "../db/sqlite.js";
+import { DEFAULT_POSTGRES_LIMITS, DEFAULT_SQLITE_BUSY_TIMEOUT_MS, type PostgresSessionLimits } from "../db/session-limits.js";
 import { parseDatabaseTarget } from "../db/target.js";
 import { DbcryptError } from "../errors.js";
 import { loadConfigFile, type DbcryptConfig, type PresetName } from "../schema/config-file.js";
@@ -55,10 +54,11 @@ export async function openSession(request: SessionRequest): Promise<Session> {
   const keysTable = request.keysTable ?? config.keysTable ?? DEFAULT_KEYS_TABLE;
   const target = parseDatabaseTarget(request.database);
   const limits = request.limits ?? DEFAULT_SESSION_LIMITS;
+  // Each dialect loads its driver: only the one this database needs is imported.
   const dialect: Dialect =
     target.kind === "postgres"
-      ? await PostgresDialect.connect(target.url, keysTable, { command: request.command, limits: limits.postgres, readOnly: request.readOnly })
-      : SqliteDialect.open(target.path, keysTable, { readOnly: request.readOnly, busyTimeoutMs: limits.sqliteBusyTimeoutMs });
+      ? await (await import("../db/postgres.js")).PostgresDialect.connect(target.url, keysTable, { command: request.command, limits: limits.postgres, readOnly: request.readOnly })
+      : (await import("../db/sqlite.js")).SqliteDialect.open(target.path, keysTable, { readOnly: request.readOnly, busyTimeoutMs: limits.sqliteBusyTimeoutMs });
   return { dialect, config, configPath: path };
 }
 

@@ -1,5 +1,9 @@
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type CliProgress from "cli-progress";
 import type { DbcryptEvent, EmitEvent } from "../ops/events.js";
+
+/** The bar library is loaded when a bar is first drawn, on a terminal; scripts and CI never draw one. */
+const require = createRequire(import.meta.url);
 
 export interface ProgressOptions {
   mode: "bar" | "lines" | "silent";
@@ -13,7 +17,7 @@ export interface ProgressOptions {
  */
 export function createProgressRenderer(options: ProgressOptions): { emit: EmitEvent; close: () => void } {
   if (options.mode === "silent") return { emit: () => undefined, close: () => undefined };
-  let bar: cliProgress.SingleBar | undefined;
+  let bar: CliProgress.SingleBar | undefined;
   let lastLineAt = 0;
   const recent = new RecentRate();
   let startedAt = Date.now();
@@ -37,6 +41,7 @@ export function createProgressRenderer(options: ProgressOptions): { emit: EmitEv
         return;
       case "table-start":
         if (options.mode === "bar" && event.rows > 0) {
+          const cliProgress = require("cli-progress") as typeof CliProgress;
           bar = new cliProgress.SingleBar(
             { stream: process.stderr, format: `${event.table} [{bar}] {value}/{total} values | {rate} values/s | ETA {eta_formatted}`, etaBuffer: 20, hideCursor: true, clearOnComplete: false },
             cliProgress.Presets.shades_classic,

@@ -1,8 +1,21 @@
 import { readPrivateFile } from "../../key-sources/private-file.js";
 import { DEFAULT_KMS_TIMEOUT_MS, parseGoDuration } from "./kms-plugin-client.js";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
+import type { Node as YamlNode, YAMLMap } from "yaml";
 import { DbcryptError } from "../../errors.js";
 import { decodeStrictBase64 } from "../strict-base64.js";
+
+/** yaml is loaded when a configuration is read (only Obot runs read one), synchronously: it ships CommonJS too. */
+const require = createRequire(import.meta.url);
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlModule ??= require("yaml") as typeof Yaml;
+  return yamlModule;
+}
+const isMap = (node: unknown): node is YAMLMap => yaml().isMap(node);
+const isSeq = (node: unknown): node is Yaml.YAMLSeq => yaml().isSeq(node);
+const isScalar = (node: unknown): node is Yaml.Scalar => yaml().isScalar(node);
 
 /**
  * A Kubernetes `EncryptionConfiguration` file (apiserver.config.k8s.io/v1), read the way the API
@@ -45,6 +58,7 @@ export function readEncryptionConfigBytes(path: string, allowInsecure: boolean):
 
 
 export function parseEncryptionConfig(text: string, path: string): EncryptionConfig {
+  const { LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const at = (node: YamlNode | null | undefined): string => {
