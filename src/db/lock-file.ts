@@ -102,11 +102,22 @@ export async function acquireDatabaseLock(databasePath: string, command: string,
   const base = `${databasePath}.dbcrypt-lock`;
   const own = partition === undefined ? base : `${base}.part-${partition.index}-of-${partition.count}`;
   const lock = await acquireLockFile(own, command, partition === undefined ? undefined : `the lock on partition ${partition.index}/${partition.count}`);
-  const conflicting = partition === undefined ? liveLockFiles(base, (name) => name.startsWith(`${basename(base)}.part-`) && !name.endsWith(".takeover")) : liveLockFiles(base, (name) => name === basename(base));
+  const partPrefix = `${basename(base)}.part-`;
+  const isPart = (name: string) => name.startsWith(partPrefix) && !name.endsWith(".takeover");
+  // A whole run conflicts with any part; a part with a whole run, or with a part of a job of another N.
+  let conflicting: { name: string; owner: LockOwner }[];
+  try {
+    conflicting = partition === undefined
+      ? liveLockFiles(base, isPart)
+      : liveLockFiles(base, (name) => name === basename(base) || (isPart(name) && !name.endsWith(`-of-${partition.count}`)));
+  } catch (error) {
+    await lock.release();
+    throw new DbcryptError("database_error", `cannot list the lock files beside ${databasePath}: ${(error as NodeJS.ErrnoException).code ?? "read error"}`, { hint: "dbcrypt needs to read the database's directory" });
+  }
   const [other] = conflicting;
   if (other === undefined) return lock;
   await lock.release();
-  const what = partition === undefined ? `partition ${other.name.slice(`${basename(base)}.part-`.length).replace("-of-", "/")}` : "the lock on this database (a run without --partition)";
+  const what = other.name === basename(base) ? "the lock on this database (a run without --partition)" : `partition ${other.name.slice(partPrefix.length).replace("-of-", "/")}`;
   throw new DbcryptError("lock_held", `another dbcrypt run holds ${what}: ${other.owner.command} (pid ${other.owner.pid} on ${other.owner.host}, since ${other.owner.since})`, {
     hint: `wait for it to finish; if that process is gone, delete ${join(dirname(base), other.name)}`,
   });

@@ -46,6 +46,13 @@ export const KEYS_TABLE_FOREIGN_KEYS_SQL = `SELECT c.conrelid::int8 AS oid, a.at
 /** $1: the advisory-lock class, $2: the object id (both int4). */
 export const TRY_RUN_LOCK_SQL = "SELECT pg_try_advisory_lock($1, $2) AS locked";
 export const TRY_SHARED_RUN_LOCK_SQL = "SELECT pg_try_advisory_lock_shared($1, $2) AS locked";
+
+/** $1..$2 the classes of N-part jobs, $3 this job's, $4 the database's lock object: another job's class held, if any. */
+export const OTHER_PARTITION_COUNTS_SQL = `SELECT min(l.classid::int8)::text AS parts FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 BETWEEN $1 AND $2 AND l.classid::int8 <> $3
+               AND l.objid::int8 = $4 AND l.objsubid = 2
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            HAVING count(*) > 0`;
 /** The lock session holds nothing but dbcrypt's locks: release them all at once. */
 export const RUN_UNLOCK_ALL_SQL = "SELECT pg_advisory_unlock_all()";
 

@@ -29,10 +29,11 @@ import {
   RUN_UNLOCK_ALL_SQL,
   TRY_RUN_LOCK_SQL,
   TRY_SHARED_RUN_LOCK_SQL,
+  OTHER_PARTITION_COUNTS_SQL,
 } from "./postgres-catalog-sql.js";
 import { PostgresConnection, type ClientTimeouts } from "./postgres-connection.js";
 import { redactUrl } from "./target.js";
-import { partitionLabel, type Partition } from "./partition.js";
+import { MAX_PARTITIONS, partitionLabel, type Partition } from "./partition.js";
 import { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS, type PostgresSessionLimits } from "./session-limits.js";
 
 export { DEFAULT_POSTGRES_LIMITS, QUERY_TIMEOUT_MARGIN_MS, type PostgresSessionLimits } from "./session-limits.js";
@@ -47,6 +48,8 @@ export function clientTimeouts(limits: PostgresSessionLimits): ClientTimeouts {
 const ADVISORY_LOCK_CLASS = 0x64626372;
 /** The class of each part's own lock (--partition): "dbcp". */
 const PARTITION_LOCK_CLASS = 0x64626370;
+/** Plus N: the class every part of an N-part job holds shared, so parts of jobs with different N can find each other. */
+const PARTITION_COUNT_LOCK_CLASS = 0x64620000;
 const MAX_KEY_INSERT_ATTEMPTS = 5;
 
 export class PostgresDialect implements Dialect {
@@ -257,6 +260,8 @@ export class PostgresDialect implements Dialect {
       : [
           { sql: TRY_SHARED_RUN_LOCK_SQL, classId: ADVISORY_LOCK_CLASS, objectId, what: "the lock on this database (a run without --partition)" },
           { sql: TRY_RUN_LOCK_SQL, classId: PARTITION_LOCK_CLASS, objectId: partitionLockObjectId(this.keysTable, partition), what: `the lock on partition ${partitionLabel(partition)}` },
+          // Held shared by every part of a job of N parts; a part of a job with another N is refused below.
+          { sql: TRY_SHARED_RUN_LOCK_SQL, classId: PARTITION_COUNT_LOCK_CLASS + partition.count, objectId, what: `the lock of a ${partition.count}-part job` },
         ];
     try {
       for (const lock of locks) {
@@ -273,6 +278,15 @@ export class PostgresDialect implements Dialect {
         throw new DbcryptError("lock_held", `another dbcrypt run holds ${lock.what}: ${who}`, {
           hint: "wait for it to finish; if it is stuck, end that server session with pg_terminate_backend(pid)",
         });
+      }
+      if (partition !== undefined) {
+        const other = await lockClient.query<{ parts: string }>(OTHER_PARTITION_COUNTS_SQL, [PARTITION_COUNT_LOCK_CLASS + 1, PARTITION_COUNT_LOCK_CLASS + MAX_PARTITIONS, PARTITION_COUNT_LOCK_CLASS + partition.count, objectId]);
+        const parts = other.rows[0]?.parts;
+        if (parts !== undefined) {
+          throw new DbcryptError("lock_held", `another dbcrypt run holds a part of a ${Number(parts) - PARTITION_COUNT_LOCK_CLASS}-part job; this run is a part of ${partition.count}`, {
+            hint: "every part of one job takes the same N in --partition I/N; wait for the other job, or give this one its N",
+          });
+        }
       }
     } catch (error) {
       await lockClient.close();

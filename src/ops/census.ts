@@ -4,6 +4,7 @@ import type { BatchFilter, BatchRow, CensusGroup, DatabaseReader, PrefixCounts, 
 import { matchesKeyPrefix } from "../db/prefix-census-sql.js";
 import { isBlank, isEmptyObject } from "../schema/plaintext-rule.js";
 import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
+import { BatchByteBudget, DEFAULT_BATCH_BYTES } from "./batch-budget.js";
 import type { EncryptedColumn, EncryptedTable, PlaintextRule, SchemaPlan } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 
@@ -98,8 +99,12 @@ async function scanCensus(
 ): Promise<CensusGroup[][]> {
   const byColumn = table.columns.map((_, index) => ({ keys: new Map<string, number>(), spellings: new Map(spellingsCounted[index] ?? []), plaintext: { rows: 0, nulls: 0, empties: 0, blanks: 0, emptyObjects: 0 } }));
   let after: RowKey | undefined;
+  // Bounded by bytes as a run's batches are: a table of 256 KiB values is read a few rows at a time.
+  const budget = new BatchByteBudget(DEFAULT_BATCH_BYTES);
   for (;;) {
-    const rows = await readCells(dialect, scheme, table, filter, after, CENSUS_SCAN_BATCH, keyring);
+    const limit = budget.rowsFor(CENSUS_SCAN_BATCH);
+    const rows = await readCells(dialect, scheme, table, filter, after, limit, keyring);
+    budget.observe(rows);
     // Where keys sit behind a service, what the run will need to open is fetched now, while the
     // census runs: a service that fails does so before anything is written.
     await prepareToOpen(scheme, table, rows);
@@ -122,7 +127,7 @@ async function scanCensus(
         }
       });
     }
-    if (rows.length < CENSUS_SCAN_BATCH) break;
+    if (rows.length < limit) break;
     after = rows[rows.length - 1]?.rowKey;
   }
   // The census is where the column's spelling is learned; the rewrite that follows writes in it.

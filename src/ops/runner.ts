@@ -159,6 +159,9 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
   let inFlight: Promise<AppliedBatch> | undefined;
   let failedAttempts = 0;
   const budget = new BatchByteBudget(options.batchBytes);
+  // The rows the last batch asked for: after a failure the next is half of that, not half of
+  // --batch-size, which the byte budget may keep far above what was actually tried.
+  let lastLimit = batchSize;
 
   const settle = async (): Promise<void> => {
     const writing = inFlight;
@@ -189,6 +192,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       await run.pacer.beforeBatch();
       while (!readAll && queue.length < depth) {
         const limit = budget.rowsFor(batchSize);
+        lastLimit = limit;
         const cursorBefore = readCursor;
         const rows = await readCells(dialect, options.scheme, table, options.filter, cursorBefore, limit);
         budget.observe(rows);
@@ -222,11 +226,11 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       if (!(failure instanceof DbcryptError) || !failure.retryable) throw failure;
       if (failedAttempts >= options.retryPolicy.maxAttempts) {
         throw new DbcryptError("database_error", `gave up after ${failedAttempts} tries: ${failure.message}`, {
-          hint: "the tables are busy; re-run later, with a smaller --batch-size or a longer --lock-timeout (PostgreSQL) or --busy-timeout (SQLite); finished batches are kept",
+          hint: "the tables are busy; re-run later, with a smaller --batch-size (or --batch-bytes, for large values) or a longer --lock-timeout (PostgreSQL) or --busy-timeout (SQLite); finished batches are kept",
           cause: failure,
         });
       }
-      batchSize = shrinkBatch(batchSize);
+      batchSize = shrinkBatch(Math.min(batchSize, lastLimit));
       const delayMs = backoffDelayMs(options.retryPolicy, failedAttempts);
       options.emit({ type: "retry", table: label, attempt: failedAttempts, error: failure.message, delayMs, nextBatchSize: batchSize });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
