@@ -17,18 +17,21 @@ import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase,
 
 const ROWS = 900;
 
-function startCli(args: string[]): { done: Promise<{ code: number | null; stdout: string }>; kill: () => void; stdout: () => string } {
+function startCli(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: () => void; stdout: () => string; exited: () => boolean } {
   const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, CI: "1", NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
+  let exited = false;
+  child.on("exit", () => { exited = true; });
   child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString(); });
   child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
   return {
     kill: () => child.kill("SIGKILL"),
     stdout: () => stdout,
+    exited: () => exited,
     done: new Promise((resolve) => child.on("close", (code) => {
       expect(findLeaks(stdout + stderr)).toEqual([]);
-      resolve({ code, stdout });
+      resolve({ code, stdout, stderr });
     })),
   };
 }
@@ -88,12 +91,12 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
   it("three parts at once, one killed and re-run alone: every value rewritten exactly once, the old key revoked once", async () => {
     const parts = ["0/3", "1/3", "2/3"].map((part) => startCli([...rotateArgs(part), ...(part === "1/3" ? ["--json-events", "--sleep", "40ms"] : ["--json"])]));
     // Part 1 dies with SIGKILL after it has committed a few batches.
-    await until(() => parts[1]!.stdout().split("\n").filter((line) => line.includes('"type":"batch"')).length >= 3);
+    await until(() => parts[1]!.exited() || parts[1]!.stdout().split("\n").filter((line) => line.includes('"type":"batch"')).length >= 3);
     parts[1]!.kill();
     const results = await Promise.all(parts.map((part) => part.done));
-    expect(results[1]!.code).not.toBe(0);
+    expect(results[1]!.code, `part 1 should have been killed mid-run: ${results[1]!.stderr}${results[1]!.stdout.slice(-2000)}`).toBeNull();
     for (const index of [0, 2]) {
-      expect(results[index]!.code, results[index]!.stdout).toBe(0);
+      expect(results[index]!.code, results[index]!.stdout + results[index]!.stderr).toBe(0);
       const result = JSON.parse(results[index]!.stdout);
       expect(result.status).toBe("done");
       expect(result.plan.partition).toBe(`${index}/3`);
