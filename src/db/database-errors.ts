@@ -18,6 +18,12 @@ const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "E
 export const NO_ANSWER_CODE = "DBCRYPT_NO_ANSWER";
 
 export function normalizeDatabaseError(error: unknown): NormalizedDatabaseError {
+  // An error already turned into a DbcryptError keeps the driver's codes in its subject; its own
+  // `code` is dbcrypt's (database_error), which must not be read as a SQLSTATE.
+  if (error instanceof DbcryptError) {
+    const code = error.subject.sqlstate ?? error.subject.sqliteCode;
+    return { code, retryable: error.retryable, constraint: error.subject.constraint, table: error.subject.table };
+  }
   const raw = error as { code?: unknown; constraint?: unknown; table?: unknown };
   const code = typeof raw?.code === "string" ? raw.code : undefined;
   return {
