@@ -5,44 +5,17 @@
  * key must be revoked exactly once, by whichever part finished last. Locks keep a part from running
  * twice and a run without --partition from running beside the parts.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CLI_PATH, dbArg, findLeaks, registerSecret, runCli } from "../support/cli.js";
+import { startCli } from "../chaos/support/cli-process.js";
+import { dbArg, registerSecret, runCli } from "../support/cli.js";
 import { openValue } from "../support/coder-crypto.js";
 import { freshKey, keyRows } from "../support/fixtures.js";
 import { createTestDatabase, ENGINE_KINDS, openTestDb, type CreatedTestDatabase, type TestDb } from "../support/test-db.js";
 
 const ROWS = 900;
-
-function startCli(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: () => void; stdout: () => string; exited: () => boolean } {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, CI: "1", NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  let exited = false;
-  child.on("exit", () => { exited = true; });
-  child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
-  return {
-    kill: () => child.kill("SIGKILL"),
-    stdout: () => stdout,
-    exited: () => exited,
-    done: new Promise((resolve) => child.on("close", (code) => {
-      expect(findLeaks(stdout + stderr)).toEqual([]);
-      resolve({ code, stdout, stderr });
-    })),
-  };
-}
-
-async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting for the CLI");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
   let database: CreatedTestDatabase;
@@ -91,10 +64,11 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
   it("three parts at once, one killed and re-run alone: every value rewritten exactly once, the old key revoked once", async () => {
     const parts = ["0/3", "1/3", "2/3"].map((part) => startCli([...rotateArgs(part), ...(part === "1/3" ? ["--json-events", "--sleep", "40ms"] : ["--json"])]));
     // Part 1 dies with SIGKILL after it has committed a few batches.
-    await until(() => parts[1]!.exited() || parts[1]!.stdout().split("\n").filter((line) => line.includes('"type":"batch"')).length >= 3);
-    parts[1]!.kill();
+    let batches = 0;
+    await parts[1]!.waitForEvent((event) => event.type === "batch" && ++batches >= 3);
+    parts[1]!.kill("SIGKILL");
     const results = await Promise.all(parts.map((part) => part.done));
-    expect(results[1]!.code, `part 1 should have been killed mid-run: ${results[1]!.stderr}${results[1]!.stdout.slice(-2000)}`).toBeNull();
+    expect(results[1]!.signal, `part 1 should have been killed mid-run: ${results[1]!.stderr}${results[1]!.stdout.slice(-2000)}`).toBe("SIGKILL");
     for (const index of [0, 2]) {
       expect(results[index]!.code, results[index]!.stdout + results[index]!.stderr).toBe(0);
       const result = JSON.parse(results[index]!.stdout);
@@ -148,7 +122,7 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
 
   it("a part runs once at a time, never beside a run without --partition or a part of another N", async () => {
     const slow = startCli([...rotateArgs("0/2"), "--json-events", "--sleep", "200ms"]);
-    await until(() => slow.stdout().includes('"type":"batch"'));
+    await slow.waitForEvent((event) => event.type === "batch");
     const samePart = await runCli([...rotateArgs("0/2"), "--json"]);
     expect(samePart.code).toBe(5);
     expect(JSON.parse(samePart.stdout).error.message).toMatch(/another dbcrypt run holds the lock on partition 0\/2/);
@@ -159,7 +133,7 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
     expect(otherJob.code).toBe(5);
     expect(JSON.parse(otherJob.stdout).error.message).toMatch(/a part of a 2-part job; this run is a part of 3|holds partition 0\/2/);
     const otherPart = startCli([...rotateArgs("1/2"), "--json"]);
-    slow.kill();
+    slow.kill("SIGKILL");
     await slow.done;
     const other = await otherPart.done;
     expect(other.code, other.stdout).toBe(0);
