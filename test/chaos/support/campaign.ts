@@ -124,7 +124,10 @@ export async function runPhase(context: CampaignContext, spec: PhaseSpec): Promi
     });
     latest = await inspectOrThrow(context, { spec, before }, `${spec.name}: after run ${figures.runs} (${context.fault} ${outcome === "faulted" ? `#${figures.faults}` : "planned, but the run finished first"}; trigger ${trigger}, landed ${landed}, batch size ${batchSize})`);
     figures.valuesChecked += latest.values;
-    if (outcome === "finished") break;
+    // A run that finished before its fault leaves this phase nothing to walk; the next phase takes
+    // over the faults still owed. The last phase has no next one: it keeps faulting its (now
+    // idle) runs, whose start-up a fault can still hit, until the quota is met.
+    if (outcome === "finished" && spec.last !== true) break;
   }
   // Finish the job: the re-run must complete, whatever state the faults left.
   for (let tries = 0; ; tries++) {
