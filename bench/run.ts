@@ -232,7 +232,7 @@ class Bench {
       label: `dbcrypt rotate, CLI: ${size / 1024} KiB values`,
       kind: "dbcrypt",
       rows: dataset.target.rows,
-      note: `${dataset.target.rows.toLocaleString("en-US")} rows of ${size / 1024} KiB; batches bounded by --batch-bytes (default 4 MiB)`,
+      note: `${dataset.target.rows.toLocaleString("en-US")} rows of ${size / 1024} KiB; batches bounded by --batch-bytes (default 1 MiB)`,
     });
     await dataset.target.settle();
     this.recordRotate(measurement, round, await this.rotate(dataset, freshKey()));

@@ -101,7 +101,7 @@ export function addWriteOptions(command: Command): Command {
     .option("-y, --yes", "confirm without a prompt (required when there is no TTY)")
     .option("--dry-run", "show the plan and write nothing")
     .addOption(new Option("--batch-size <rows>", "rows per batch transaction, at most").default(DEFAULT_BATCH_SIZE).argParser(parsePositiveInteger))
-    .addOption(new Option("--batch-bytes <size>", "about this many bytes of values per batch, fewer rows when values are large (e.g. 512KiB, 16MiB)").default(DEFAULT_BATCH_BYTES, "4MiB").argParser(parseByteSize))
+    .addOption(new Option("--batch-bytes <size>", "about this many bytes of values per batch, fewer rows when values are large (e.g. 512KiB, 16MiB)").default(DEFAULT_BATCH_BYTES, "1MiB").argParser(parseByteSize))
     .addOption(new Option("--max-duration <duration>", "stop cleanly at the first batch boundary after this long (90s, 45m, 2h); exit 4").argParser(parseDuration))
     .addOption(new Option("--sleep <duration>", "pause between batches (e.g. 100ms)").default(0, "0").argParser(parseDuration))
     .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
