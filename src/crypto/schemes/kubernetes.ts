@@ -155,7 +155,9 @@ export const kubernetesFactory: SchemeFactory = {
       // and the write plugin wraps this run's seed: a plugin that is down stops the run unchanged.
       start: async (use) => {
         started = true;
-        for (const provider of providers) await provider.checkHealth();
+        // The write plugin's own Status comes with preparing (or planning) its writes.
+        const writing = use === "read" ? undefined : writePlugin;
+        for (const provider of providers) if (provider !== writing) await provider.checkHealth();
         if (use === "write" && writePlugin !== undefined) kmsWriteKey = await writePlugin.prepareWrites();
         if (use === "plan" && writePlugin !== undefined) kmsWriteKey = await writePlugin.plannedWriteKey();
       },
