@@ -18,6 +18,7 @@ import { hasPlaintext, toCensusGroups } from "./census-groups.js";
 import { censusByKeySql, censusSql, deleteBatchSql, prefixCensusPostgresSql, selectBatchSql, updateBatchByVersionSql, updateBatchSql } from "./postgres-sql.js";
 import type { KeyPrefixes } from "./prefix-census-sql.js";
 import { quoteIdent } from "./identifiers.js";
+import { binaryTextArrayParameters } from "./postgres-text-array.js";
 import {
   CATALOG_COLUMNS_SQL,
   CATALOG_TABLES_SQL,
@@ -231,7 +232,7 @@ export class PostgresDialect implements Dialect {
     const statement = versions.every((version) => version !== undefined)
       ? updateBatchByVersionSql(table, rowKeys, versions, next)
       : updateBatchSql(table, rowKeys, expected, next);
-    const result = await this.#queryArrays(statement.text, statement.values, `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
+    const result = await this.#queryArrays(statement.text, binaryTextArrayParameters(statement.values), `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     const writtenKeys = new Set(result.rows.map((cells) => JSON.stringify(cells)));
     const conflicts = writes.filter((write) => !writtenKeys.has(JSON.stringify(write.rowKey))).map((write) => write.rowKey);
     return { written: result.rows.length, conflicts };
@@ -241,7 +242,7 @@ export class PostgresDialect implements Dialect {
     if (rows.length === 0) return 0;
     const columns = table.rowKey.map((_, index) => rows.map((row) => row.rowKey[index]));
     const statement = deleteBatchSql(table, columns, rows.map((row) => row.version));
-    const result = await this.#query(statement.text, statement.values, `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
+    const result = await this.#query(statement.text, binaryTextArrayParameters(statement.values), `delete from ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
     return result.rowCount ?? 0;
   }
 
