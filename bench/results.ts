@@ -23,6 +23,11 @@ export interface Measurement {
   rssFileKiB: (number | undefined)[];
   /** CPU of the dbcrypt process per round, ms (CLI measurements only). */
   cpuMs: (number | undefined)[];
+  /**
+   * CPU of the local PostgreSQL server (its backends and background processes) during the sample,
+   * ms: what the database spent on this work (PostgreSQL rotates and the protocol limit).
+   */
+  serverCpuMs?: (number | undefined)[];
   /** Busy cores of the machine during the sample (CLI measurements only). */
   machineCores: (number | undefined)[];
   /** Cores used by processes other than the bench, its dbcrypt runs and the local PostgreSQL. */

@@ -23,6 +23,8 @@ import { LoadMonitor } from "./load.js";
 import { machineFacts } from "./machine.js";
 import { parseOptions, RSS_PROBE_ROWS, USAGE, type BenchOptions } from "./options.js";
 import { latestProfile, summarizeProfile } from "./profile.js";
+import { ProtocolWalker, shiftLeft, shiftRight } from "./protocol.js";
+import { ownCpuMs } from "./procfs.js";
 import { renderText, ratioRows, writeDoc } from "./report.js";
 import { newMeasurement, type BenchResults, type Measurement } from "./results.js";
 import { formatCount, formatSeconds } from "./stats.js";
@@ -439,7 +441,56 @@ class Bench {
       note: probe ? "for peak RSS at 100k" : "whole process: start-up, preflight census, batches, revoke",
     });
     await dataset.target.settle();
-    this.recordRotate(measurement, round, await this.rotate(dataset, freshKey()));
+    const serverBefore = this.serverCpuMs();
+    const run = await this.rotate(dataset, freshKey());
+    this.recordRotate(measurement, round, run);
+    (measurement.serverCpuMs ??= [])[round] = dataset.engine === "postgres" ? this.serverCpuMs() - serverBefore - (run.cpuMs ?? 0) : undefined;
+    return [measurement];
+  }
+
+  /**
+   * CPU of this process, its reaped children (the dbcrypt runs) and the local PostgreSQL server:
+   * a difference of two readings, less the client's own CPU, is what the server spent.
+   */
+  serverCpuMs(): number {
+    return ownCpuMs(this.load.postmasterPid, this.load.ownDatabases);
+  }
+
+  /**
+   * The protocol limit: dbcrypt's own batch reads and writes of the Coder table with no crypto
+   * (bench/protocol.ts), two passes that change every value and then restore it. Client CPU is
+   * this process's; server CPU is the local PostgreSQL's during the passes.
+   */
+  async taskProtocol(dataset: Dataset, round: number): Promise<Measurement[]> {
+    const { target, engine } = dataset;
+    const measurement = this.measurement({
+      id: `${engine}:protocol`,
+      engine,
+      label: "limit: protocol (dbcrypt's batch reads and writes, no crypto)",
+      kind: "limit",
+      rows: 2 * target.rows,
+      note: `the CLI's dialect code and statements, ${this.options.batchSize} rows per batch, next batch read while one is written; 2 passes (every value changed under another key id, then restored)`,
+    });
+    await target.settle();
+    const detour = freshKey();
+    await target.insertKeyRow(detour);
+    const walker = await ProtocolWalker.open(this.cli.path, target.dbArg, "oauth_tokens");
+    try {
+      const serverBefore = this.serverCpuMs();
+      const clientBefore = process.cpuUsage();
+      const there = await walker.pass(detour.id, detour.id, this.options.batchSize, shiftLeft);
+      const back = await walker.pass(dataset.key.id, dataset.key.id, this.options.batchSize, shiftRight);
+      const client = process.cpuUsage(clientBefore);
+      const clientMs = (client.user + client.system) / 1000;
+      if (there.rows !== target.rows || back.rows !== target.rows) throw new Error(`protocol limit on ${engine} rewrote ${there.rows} and ${back.rows} rows, expected ${target.rows} each`);
+      measurement.ms[round] = there.ms + back.ms;
+      measurement.cpuMs[round] = clientMs;
+      (measurement.serverCpuMs ??= [])[round] = engine === "postgres" ? this.serverCpuMs() - serverBefore - clientMs : undefined;
+    } finally {
+      await walker.close();
+      await target.deleteKeyRow(detour.id);
+    }
+    this.report(measurement, round);
     return [measurement];
   }
 
@@ -679,6 +730,7 @@ class Bench {
           if (probe) tasks.push(() => this.taskRotate(probe, round));
           tasks.push(() => this.taskCensus(full, round));
           tasks.push(() => this.taskRewrite(full, round));
+          tasks.push(() => this.taskProtocol(full, round));
           tasks.push(() => this.taskPeer(full, round));
         }
         for (const dataset of this.appDatasets.filter((candidate) => candidate.engine === engine)) tasks.push(() => this.taskAppRotate(dataset, round));

@@ -63,6 +63,8 @@ export class PostgresDialect implements Dialect {
   readonly #readOnly: boolean;
   /** Batch reads run here, so the next batch is read while the previous one is written. */
   #readClient: Promise<PostgresConnection> | undefined;
+  /** Replica lag is asked for here (--max-replica-lag), opened on first use. */
+  #lagClient: Promise<PostgresConnection> | undefined;
   /** Set when the session holding the run lock dies: the lock went with it, so work must stop. */
   #lockLost: DbcryptError | undefined;
 
@@ -233,6 +235,9 @@ export class PostgresDialect implements Dialect {
       ? updateBatchByVersionSql(table, rowKeys, versions, next)
       : updateBatchSql(table, rowKeys, expected, next);
     const result = await this.#queryArrays(statement.text, binaryTextArrayParameters(statement.values), `write ${tableLabel(table.ref)}`, { table: tableLabel(table.ref) });
+    // Row keys are unique, so as many rows back as writes sent means none conflicted: the usual
+    // case needs no per-row bookkeeping.
+    if (result.rows.length === writes.length) return { written: writes.length, conflicts: [] };
     const writtenKeys = new Set(result.rows.map((cells) => JSON.stringify(cells)));
     const conflicts = writes.filter((write) => !writtenKeys.has(JSON.stringify(write.rowKey))).map((write) => write.rowKey);
     return { written: result.rows.length, conflicts };
@@ -317,9 +322,10 @@ export class PostgresDialect implements Dialect {
   }
 
   async replicaLagMs(): Promise<number> {
-    // On the read session: the write session may have a batch in flight when the runner asks.
-    const reader = await this.#reader();
-    const result = await reader
+    // On a session of its own: the write session may have a batch in flight when the runner
+    // asks, and the read session the next batch's read.
+    this.#lagClient ??= this.#open(true);
+    const result = await (await this.#lagClient)
       .query<{ lag_ms: number | null; hidden: string }>(
         REPLICA_LAG_SQL,
       )
@@ -339,10 +345,13 @@ export class PostgresDialect implements Dialect {
 
   async close(): Promise<void> {
     const reader = this.#readClient;
+    const lag = this.#lagClient;
     this.#readClient = undefined;
+    this.#lagClient = undefined;
     await Promise.all([
       this.#client.close(),
       reader?.then((client) => client.close()).catch(() => undefined),
+      lag?.then((client) => client.close()).catch(() => undefined),
     ]);
   }
 

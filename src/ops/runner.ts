@@ -5,7 +5,7 @@ import { tableLabel } from "../schema/model.js";
 import { DbcryptError } from "../errors.js";
 import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batch-retry.js";
 import { Pacer, type PacingOptions } from "./pacing.js";
-import { createPlanner, type BatchPlanner } from "./batch-planner.js";
+import { createPlanner, type BatchPlanner, type CryptoThreads } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
 import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
@@ -37,8 +37,8 @@ export interface RunOptions {
   maxPasses: number;
   pacing: PacingOptions;
   retryPolicy: RetryPolicy;
-  /** Worker threads for the crypto; 0 keeps it on the main thread. */
-  cryptoThreads: number;
+  /** Worker threads for the crypto; 0 keeps it on the main thread; "auto" decides by size. */
+  cryptoThreads: CryptoThreads;
   /** About how many bytes of values one batch may hold (--batch-bytes): --batch-size caps only rows. */
   batchBytes: number;
 }
@@ -77,6 +77,12 @@ interface AppliedBatch {
   written: number;
   valuesWritten: number;
   conflicts: number;
+}
+
+interface PendingRead {
+  limit: number;
+  cursorBefore: RowKey | undefined;
+  rows: Promise<BatchRow[]>;
 }
 
 interface QueuedBatch {
@@ -162,6 +168,15 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
   // The rows the last batch asked for: after a failure the next is half of that, not half of
   // --batch-size, which the byte budget may keep far above what was actually tried.
   let lastLimit = batchSize;
+  let readAhead: PendingRead | undefined;
+  const startRead = (): PendingRead => {
+    const limit = budget.rowsFor(batchSize);
+    lastLimit = limit;
+    const rows = readCells(dialect, options.scheme, table, options.filter, readCursor, limit);
+    // Marks a rejection handled if the batch before it fails first; awaiting it later still throws.
+    rows.catch(() => undefined);
+    return { limit, cursorBefore: readCursor, rows };
+  };
 
   const settle = async (): Promise<void> => {
     const writing = inFlight;
@@ -191,15 +206,18 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
     try {
       await run.pacer.beforeBatch();
       while (!readAll && queue.length < depth) {
-        const limit = budget.rowsFor(batchSize);
-        lastLimit = limit;
-        const cursorBefore = readCursor;
-        const rows = await readCells(dialect, options.scheme, table, options.filter, cursorBefore, limit);
+        const read = readAhead ?? startRead();
+        readAhead = undefined;
+        const { limit, cursorBefore } = read;
+        const rows = await read.rows;
         budget.observe(rows);
-        if (options.action.kind === "rewrite") await prepareToOpen(options.scheme, table, rows);
         if (rows.length < limit) readAll = true;
         if (rows.length === 0) break;
         readCursor = lastRowKey(rows);
+        // The next batch is read while this one is prepared and planned, so the database's time
+        // to answer overlaps the crypto instead of following it.
+        if (!readAll) readAhead = startRead();
+        if (options.action.kind === "rewrite") await prepareToOpen(options.scheme, table, rows);
         const planned = planBatch(run, table, rows, limit, cursorBefore, options.action);
         // Marks a rejection handled if an earlier step fails first; awaiting it later still throws.
         planned.catch(() => undefined);
@@ -220,6 +238,7 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
       const settled = await settle().then(() => undefined, (settleError: unknown) => settleError);
       const failure = settled ?? error;
       queue = [];
+      readAhead = undefined;
       readCursor = committedCursor;
       readAll = false;
       failedAttempts++;
