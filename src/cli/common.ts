@@ -5,7 +5,6 @@ import { ExitCode, exitCodeForError, exitCodeForOutcome, type CommandOutcome } f
 import type { OperationPlan, OperationResult, WriteRequest } from "../ops/operation.js";
 import { openSession, type ReadSession, type Session, type SessionLimits } from "../ops/session.js";
 import type { WriteOperation } from "../ops/write-operation.js";
-import type { CryptoThreads } from "../ops/batch-planner.js";
 import { DEFAULT_POSTGRES_LIMITS, DEFAULT_SQLITE_BUSY_TIMEOUT_MS, QUERY_TIMEOUT_MARGIN_MS } from "../db/session-limits.js";
 import { EVENT_SCHEMA_VERSION } from "../ops/events.js";
 import { urlWithoutPassword } from "../db/target.js";
@@ -46,7 +45,7 @@ export interface WriteFlags extends GlobalFlags {
   maxRowsPerSecond?: number;
   maxReplicaLag?: number;
   jsonEvents?: boolean;
-  cryptoThreads: CryptoThreads;
+  cryptoThreads: number;
   partition?: Partition;
   batchBytes: number;
 }
@@ -108,7 +107,7 @@ export function addWriteOptions(command: Command): Command {
     .addOption(new Option("--max-rows-per-second <n>", "ceiling on values written per second").argParser(parsePositiveInteger))
     .addOption(new Option("--max-replica-lag <duration>", "PostgreSQL: pause while a replica's replay lag is above this").argParser(parseDuration))
     .option("--json-events", "stream JSON Lines progress events on stdout, ending with the result")
-    .addOption(new Option("--crypto-threads <n>", "worker threads for decrypt/encrypt on large runs (0: main thread only; auto: 1 from 100,000 values on 2+ cores)").default("auto").argParser(parseThreadCount))
+    .addOption(new Option("--crypto-threads <n>", "worker threads for decrypt/encrypt on large runs (0: main thread only)").default(0).argParser(parseThreadCount))
     .addOption(new Option("--partition <I/N>", "walk only part I (0-based) of N disjoint parts of every table, beside N-1 other runs (Kubernetes: \"$(JOB_COMPLETION_INDEX)/N\")").argParser(parsePartition));
 }
 
@@ -132,9 +131,8 @@ export function parsePartition(text: string): Partition {
   return partition;
 }
 
-export function parseThreadCount(text: string): CryptoThreads {
-  if (text === "auto") return "auto";
-  if (!/^[0-9]+$/.test(text) || Number(text) > 64) throw new InvalidArgumentError("must be auto or a whole number from 0 to 64");
+export function parseThreadCount(text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) > 64) throw new InvalidArgumentError("must be a whole number from 0 to 64");
   return Number(text);
 }
 

@@ -50,9 +50,7 @@ export class WorkerPoolPlanner implements BatchPlanner {
   }
 
   #startWorker(spec: RowTransformSpec): Worker {
-    // A worker's heap holds a batch or two at a time; V8's default young generation (tens of MB
-    // per isolate) would only add to peak RSS.
-    const worker = new Worker(new URL("./crypto-worker.js", import.meta.url), { workerData: spec, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(new URL("./crypto-worker.js", import.meta.url), { workerData: spec });
     worker.on("message", (message: { id: number; plans?: PackedPlans; error?: string }) => {
       const waiting = this.#pending.get(message.id);
       if (waiting === undefined) return;
@@ -107,25 +105,13 @@ export class WorkerPoolPlanner implements BatchPlanner {
 
 /** Worker threads pay off only when there is enough work to amortise starting them. */
 export const MIN_VALUES_FOR_WORKERS = 20_000;
-/** `--crypto-threads auto` (the default) starts one worker from this many values, on 2+ cores. */
-export const AUTO_WORKER_MIN_VALUES = 100_000;
-const WORKER_YOUNG_GENERATION_MB = 8;
 
-export type CryptoThreads = number | "auto";
-
-/**
- * `auto`: one worker for a run of AUTO_WORKER_MIN_VALUES or more on a machine with a second core,
- * where it measured 1.2–1.3× the main thread alone (docs/performance.md); none otherwise, so small
- * runs and one-core containers do not pay for a second V8 heap.
- */
-export function resolveCryptoThreads(requested: CryptoThreads, expectedValues: number, cores = availableParallelism()): number {
-  if (requested !== "auto") return requested;
-  return expectedValues >= AUTO_WORKER_MIN_VALUES && cores >= 2 ? 1 : 0;
+export function defaultCryptoThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
 
 /** A scheme whose opening depends on state this thread fetched (a KMS plugin's DEKs) plans on this thread. */
-export function createPlanner(spec: RowTransformSpec, requested: CryptoThreads, expectedValues: number, scheme?: ValueScheme): BatchPlanner {
-  const threads = resolveCryptoThreads(requested, expectedValues);
+export function createPlanner(spec: RowTransformSpec, threads: number, expectedValues: number, scheme?: ValueScheme): BatchPlanner {
   const useWorkers = threads > 0 && expectedValues >= MIN_VALUES_FOR_WORKERS && scheme?.mainThreadOnly !== true;
   return useWorkers ? new WorkerPoolPlanner(spec, threads) : new InlinePlanner(spec, scheme);
 }

@@ -1,4 +1,3 @@
-import type { CryptoThreads } from "./batch-planner.js";
 import type { EmitEvent } from "./events.js";
 import type { KeySourceLine } from "./keys-state.js";
 import type { Partition } from "../db/partition.js";
@@ -13,8 +12,8 @@ import type { RunOutcome, TableOutcome } from "./runner.js";
 export interface WriteRequest {
   batchSize: number;
   pacing: PacingOptions;
-  /** Worker threads for the crypto of large runs; 0 keeps it on the main thread; "auto" decides by size. */
-  cryptoThreads: CryptoThreads;
+  /** Worker threads for the crypto of large runs; 0 keeps it on the main thread. */
+  cryptoThreads: number;
   /** About how many bytes of values a batch may hold; undefined: DEFAULT_BATCH_BYTES. */
   batchBytes?: number;
   emit: EmitEvent;

@@ -5,7 +5,7 @@ import { tableLabel } from "../schema/model.js";
 import { DbcryptError } from "../errors.js";
 import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batch-retry.js";
 import { Pacer, type PacingOptions } from "./pacing.js";
-import { createPlanner, type BatchPlanner, type CryptoThreads } from "./batch-planner.js";
+import { createPlanner, type BatchPlanner } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
 import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
 import type { ValueScheme } from "../crypto/schemes/value-scheme.js";
@@ -37,8 +37,8 @@ export interface RunOptions {
   maxPasses: number;
   pacing: PacingOptions;
   retryPolicy: RetryPolicy;
-  /** Worker threads for the crypto; 0 keeps it on the main thread; "auto" decides by size. */
-  cryptoThreads: CryptoThreads;
+  /** Worker threads for the crypto; 0 keeps it on the main thread. */
+  cryptoThreads: number;
   /** About how many bytes of values one batch may hold (--batch-bytes): --batch-size caps only rows. */
   batchBytes: number;
 }

@@ -3,7 +3,6 @@
  * row (write, skip, or fail with the same reason), and its ciphertexts must open to the same
  * plaintext. Runs the built worker (dist/), as the CLI does.
  */
-import { availableParallelism } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
 import type { BatchRow } from "../../src/db/dialect.js";
 import type { EncryptedTable } from "../../src/schema/model.js";
@@ -116,43 +115,3 @@ describe("crypto worker threads on a scheme that keys each row by its context (A
     }
   });
 });
-
-describe("--crypto-threads auto (the default)", async () => {
-  const { createPlanner, resolveCryptoThreads, AUTO_WORKER_MIN_VALUES } = (await built("ops/batch-planner.js")) as typeof import("../../src/ops/batch-planner.js");
-  const { parseThreadCount } = await import("../../src/cli/common.js");
-
-  it("starts one worker for a large run on two or more cores, and none for a small run or on one core", () => {
-    expect(resolveCryptoThreads("auto", AUTO_WORKER_MIN_VALUES, 2)).toBe(1);
-    expect(resolveCryptoThreads("auto", AUTO_WORKER_MIN_VALUES * 10, 16)).toBe(1);
-    expect(resolveCryptoThreads("auto", AUTO_WORKER_MIN_VALUES - 1, 16)).toBe(0);
-    expect(resolveCryptoThreads("auto", AUTO_WORKER_MIN_VALUES * 10, 1)).toBe(0);
-    expect(resolveCryptoThreads(0, AUTO_WORKER_MIN_VALUES * 10, 16)).toBe(0);
-    expect(resolveCryptoThreads(3, 10, 1)).toBe(3);
-  });
-
-  it("hands a large run to a worker pool that plans as the main thread does, and a small one to the main thread", async () => {
-    const spec = rotateTransform(coderScheme, productNew, [productOld]);
-    const small = createPlanner(spec, "auto", AUTO_WORKER_MIN_VALUES - 1);
-    const large = createPlanner(spec, "auto", AUTO_WORKER_MIN_VALUES);
-    try {
-      expect(small).toBeInstanceOf(InlinePlanner);
-      expect(large).toBeInstanceOf(hasSecondCore() ? WorkerPoolPlanner : InlinePlanner);
-      const plans = await large.plan(table, rows(50));
-      expect(plans.filter((plan) => plan.kind === "write").length).toBe((await small.plan(table, rows(50))).filter((plan) => plan.kind === "write").length);
-    } finally {
-      await small.close();
-      await large.close();
-    }
-  });
-
-  it("takes auto or a count from 0 to 64 on the command line, and refuses anything else", () => {
-    expect(parseThreadCount("auto")).toBe("auto");
-    expect(parseThreadCount("0")).toBe(0);
-    expect(parseThreadCount("64")).toBe(64);
-    for (const bad of ["65", "-1", "1.5", "AUTO", ""]) expect(() => parseThreadCount(bad), bad).toThrow(/auto or a whole number/);
-  });
-});
-
-function hasSecondCore(): boolean {
-  return availableParallelism() >= 2;
-}
