@@ -476,16 +476,26 @@ class Bench {
     await target.insertKeyRow(detour);
     const walker = await ProtocolWalker.open(this.cli.path, target.dbArg, "oauth_tokens");
     try {
-      const serverBefore = this.serverCpuMs();
-      const clientBefore = process.cpuUsage();
-      const there = await walker.pass(detour.id, detour.id, this.options.batchSize, shiftLeft);
-      const back = await walker.pass(dataset.key.id, dataset.key.id, this.options.batchSize, shiftRight);
-      const client = process.cpuUsage(clientBefore);
-      const clientMs = (client.user + client.system) / 1000;
-      if (there.rows !== target.rows || back.rows !== target.rows) throw new Error(`protocol limit on ${engine} rewrote ${there.rows} and ${back.rows} rows, expected ${target.rows} each`);
-      measurement.ms[round] = there.ms + back.ms;
+      let ms = 0;
+      let clientMs = 0;
+      let serverMs = 0;
+      // Each pass starts from a settled table, as every rotate does: the second pass must pay for
+      // its full-page writes after a checkpoint too, or it would flatter the limit.
+      for (const [index, [notUnder, keyId, change]] of ([[detour.id, detour.id, shiftLeft], [dataset.key.id, dataset.key.id, shiftRight]] as const).entries()) {
+        if (index > 0) await target.settle();
+        const serverBefore = this.serverCpuMs();
+        const clientBefore = process.cpuUsage();
+        const pass = await walker.pass(notUnder, keyId, this.options.batchSize, change);
+        const client = process.cpuUsage(clientBefore);
+        const passClientMs = (client.user + client.system) / 1000;
+        if (pass.rows !== target.rows) throw new Error(`protocol limit on ${engine} rewrote ${pass.rows} rows in pass ${index + 1}, expected ${target.rows}`);
+        ms += pass.ms;
+        clientMs += passClientMs;
+        serverMs += this.serverCpuMs() - serverBefore - passClientMs;
+      }
+      measurement.ms[round] = ms;
       measurement.cpuMs[round] = clientMs;
-      (measurement.serverCpuMs ??= [])[round] = engine === "postgres" ? this.serverCpuMs() - serverBefore - clientMs : undefined;
+      (measurement.serverCpuMs ??= [])[round] = engine === "postgres" ? serverMs : undefined;
     } finally {
       await walker.close();
       await target.deleteKeyRow(detour.id);

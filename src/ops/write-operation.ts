@@ -87,14 +87,14 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
   if (request.shouldStop()) {
     return { ...emptyResult(plan.command, plan, "stopped", startedAt), stopReason: request.stopReason() ?? "signal", continueWith: spec.continueWith };
   }
-  const expectedRows = rowsPerTable(spec);
+  const expectedRows = rowsPerTable(spec, request.partition);
   request.emit({
     type: "start",
     command: plan.command,
     target: plan.target,
     dryRun: false,
     tables: [...expectedRows].map(([table, rows]) => ({ table, rows })),
-    totalRows: plan.totalRows,
+    totalRows: request.partition === undefined ? plan.totalRows : [...expectedRows.values()].reduce((sum, rows) => sum + rows, 0),
   });
   // Key-table statements take the same locks as batches do, so they get the same bounded retries.
   const keysWriter = new KeysTableWriter(dialect, (what: string, error: DbcryptError, attempt: number, delayMs: number) =>
@@ -156,12 +156,18 @@ async function executeWriteOperation(dialect: Dialect, request: WriteRequest, sp
   return result;
 }
 
-function rowsPerTable(spec: WriteOperationSpec): Map<string, number> {
+/**
+ * Values to walk per table, for progress. A part of a partitioned run expects its share of the
+ * census (rows hash evenly into N parts): counting its own rows would cost every part a scan, and
+ * progress shows at most 100% anyway.
+ */
+function rowsPerTable(spec: WriteOperationSpec, partition: Partition | undefined): Map<string, number> {
   const rows = new Map<string, number>();
   for (const table of spec.schema.tables) rows.set(tableLabel(table.ref), 0);
   for (const line of spec.plan.lines) {
     const table = line.column.slice(0, line.column.lastIndexOf("."));
     rows.set(table, (rows.get(table) ?? 0) + line.rows);
   }
+  if (partition !== undefined) for (const [table, count] of rows) rows.set(table, Math.ceil(count / partition.count));
   return rows;
 }

@@ -69,6 +69,10 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
     parts[1]!.kill("SIGKILL");
     const results = await Promise.all(parts.map((part) => part.done));
     expect(results[1]!.signal, `part 1 should have been killed mid-run: ${results[1]!.stderr}${results[1]!.stdout.slice(-2000)}`).toBe("SIGKILL");
+    // Progress of a part counts against its share of the census, not the whole database's.
+    const start = parts[1]!.events.find((event) => event.type === "start") as { totalRows: number; tables: { rows: number }[] } | undefined;
+    expect(start?.totalRows).toBe(Math.ceil(ROWS / 3));
+    expect(start?.tables.reduce((sum, table) => sum + table.rows, 0)).toBe(Math.ceil(ROWS / 3));
     for (const index of [0, 2]) {
       expect(results[index]!.code, results[index]!.stdout + results[index]!.stderr).toBe(0);
       const result = JSON.parse(results[index]!.stdout);
