@@ -69,10 +69,6 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
     parts[1]!.kill("SIGKILL");
     const results = await Promise.all(parts.map((part) => part.done));
     expect(results[1]!.signal, `part 1 should have been killed mid-run: ${results[1]!.stderr}${results[1]!.stdout.slice(-2000)}`).toBe("SIGKILL");
-    // Progress of a part counts against its share of the census, not the whole database's.
-    const start = parts[1]!.events.find((event) => event.type === "start") as { totalRows: number; tables: { rows: number }[] } | undefined;
-    expect(start?.totalRows).toBe(Math.ceil(ROWS / 3));
-    expect(start?.tables.reduce((sum, table) => sum + table.rows, 0)).toBe(Math.ceil(ROWS / 3));
     for (const index of [0, 2]) {
       expect(results[index]!.code, results[index]!.stdout + results[index]!.stderr).toBe(0);
       const result = JSON.parse(results[index]!.stdout);
@@ -106,8 +102,14 @@ describe.each(ENGINE_KINDS)("--partition on %s", (kind) => {
     for (const count of [1, 2, 5]) {
       const seen = new Map<string, number>();
       for (let index = 0; index < count; index++) {
-        const part = await runCli(["decrypt", "--db", url, "--keys", `@${current}`, "--partition", `${index}/${count}`, "--yes", "--json"]);
+        const part = await runCli(["decrypt", "--db", url, "--keys", `@${current}`, "--partition", `${index}/${count}`, "--yes", index === 0 ? "--json-events" : "--json"]);
         expect(part.code, part.stderr).toBe(0);
+        if (index === 0) {
+          // The first part's census sees every value; its progress counts against its share of them.
+          const start = part.stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { type: string; totalRows?: number; tables?: { rows: number }[] }).find((event) => event.type === "start");
+          expect(start?.totalRows, `N = ${count}`).toBe(Math.ceil(ROWS / count));
+          expect(start?.tables?.reduce((sum, table) => sum + table.rows, 0)).toBe(Math.ceil(ROWS / count));
+        }
         const decrypted = await db.query<{ id: string }>("SELECT id FROM secrets WHERE token_key_id IS NULL");
         for (const row of decrypted) if (!seen.has(row.id)) seen.set(row.id, index);
         // Each part added rows no earlier part had: the parts are disjoint.
