@@ -37,6 +37,8 @@ export interface BenchOptions {
   cliRef: string | undefined;
   /** Extra arguments for every `dbcrypt rotate` the bench runs (e.g. a tuning flag under test). */
   rotateArgs: string[];
+  /** Node flags for every dbcrypt rotate process (e.g. a V8 heap setting an operator could put in NODE_OPTIONS). */
+  rotateNodeFlags: string[];
   /** Process counts N for which the Coder table is also rotated by N `--partition I/N` processes at once. */
   partitions: number[];
   /** Rows of 4 KiB values in the big-value table (0: none); the 256 KiB table has a 64th as many. */
@@ -71,6 +73,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --partitions LIST   also rotate the Coder table with N processes at once (--partition I/N) for each N
                       listed (default 2,3; --smoke: 2; "" for none)
   --rotate-args="A B" extra arguments for every dbcrypt rotate (e.g. --rotate-args="--crypto-threads 1")
+  --rotate-node-flags="A B"  node flags for every dbcrypt rotate process (e.g. --rotate-node-flags="--max-semi-space-size=2")
   --from-results F    print the tables (and write --doc) from a saved bench/results/*.json; measure nothing
   --max-other-load C  take a sample again when other processes used more than C cores during it (default 0.25)
   --attempts N        tries per sample before keeping a disturbed one (default 3; --smoke: 1)
@@ -121,6 +124,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
       "cli-ref": { type: "string" },
       "from-results": { type: "string" },
       "rotate-args": { type: "string" },
+      "rotate-node-flags": { type: "string" },
       partitions: { type: "string" },
       "big-rows": { type: "string" },
       attempts: { type: "string" },
@@ -160,6 +164,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     cliRef: values["cli-ref"],
     fromResults: values["from-results"],
     rotateArgs: (values["rotate-args"] ?? "").split(/\s+/).filter((arg) => arg !== ""),
+    rotateNodeFlags: (values["rotate-node-flags"] ?? "").split(/\s+/).filter((arg) => arg !== ""),
     partitions: partitionCounts(values.partitions ?? (smoke ? "2" : "2,3")),
     bigRows: nonNegative("big-rows", values["big-rows"], smoke ? 128 : 20_000),
     adminUrl: process.env[ADMIN_URL_ENV] || DEFAULT_ADMIN_URL,

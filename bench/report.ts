@@ -402,6 +402,7 @@ export function renderMarkdown(results: BenchResults): string {
     out.push(`- PostgreSQL settings: ${["shared_buffers", "synchronous_commit", "fsync", "full_page_writes", "wal_level", "max_wal_size", "max_parallel_workers_per_gather"].filter((name) => pg[name] !== undefined).map((name) => `${name}=${pg[name]}`).join(", ")} (server defaults; the bench changes none)`);
   }
   if ((results.rotateArgs ?? []).length > 0) out.push(`- Extra arguments to every \`dbcrypt rotate\`: \`${(results.rotateArgs ?? []).join(" ")}\``);
+  if ((results.rotateNodeFlags ?? []).length > 0) out.push(`- Node flags of every \`dbcrypt rotate\` process: \`${(results.rotateNodeFlags ?? []).join(" ")}\``);
   out.push(`- Batch size ${results.batchSize} for dbcrypt and for the pure-SQL limit; peer sample ${results.peerSample.toLocaleString("en-US")} rows per round; cipher sample ${results.cipherSample.toLocaleString("en-US")} values per round${results.rssProbeRows ? `; RSS also on a separate ${results.rssProbeRows.toLocaleString("en-US")}-row database` : ""}`);
   const schemes = schemesText(results);
   if (schemes !== "") out.push(`- Value schemes measured: ${schemes.slice("; schemes ".length)}; each cipher limit on up to ${results.cipherSample.toLocaleString("en-US")} cells of its own scheme`);

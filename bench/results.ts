@@ -58,6 +58,8 @@ export interface BenchResults {
   batchSize: number;
   /** Extra arguments given to every dbcrypt rotate. */
   rotateArgs?: string[];
+  /** Node flags given to every dbcrypt rotate process. */
+  rotateNodeFlags?: string[];
   peerSample: number;
   cipherSample: number;
   rssProbeRows: number | undefined;

@@ -11,7 +11,10 @@
  * files) in a private temp directory that the CLI reads; everything the CLI prints is checked for it.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { APP_SHAPES, k8sChunk, messageId, OBOT_RESOURCES, propertyAad, propertyKey, secretboxChunk, workspaceOf, appPlaintext, type AppChunk, type AppScheme } from "./app-dataset.js";
@@ -34,6 +37,7 @@ import { SqliteTarget } from "./targets/sqlite.js";
 import type { BenchTarget, Engine, StoredRow } from "./targets/target.js";
 
 const LOAD_CHUNK_ROWS = 10_000;
+const execFileAsync = promisify(execFile);
 
 function log(text: string): void {
   process.stderr.write(`[bench] ${text}\n`);
@@ -99,7 +103,6 @@ class Bench {
   readonly seed = (Math.random() * 2 ** 31) | 0;
   readonly datasets: Dataset[] = [];
   readonly measurements = new Map<string, Measurement>();
-  readonly cipherValues: string[] = [];
   /** Big-value cipher samples by plaintext size. */
   readonly bigCipherValues = new Map<number, string[]>();
   readonly cipherFrom = freshKey();
@@ -187,7 +190,6 @@ class Bench {
     }
     await pending;
     for (const { target } of this.datasets) await target.finishLoad();
-    for (let id = 1; id <= this.options.cipherSample; id++) this.cipherValues.push(this.cipherFrom.seal(tokenPlaintext(this.seed, id)));
     log(`built in ${formatSeconds(performance.now() - started)} s`);
   }
 
@@ -319,7 +321,7 @@ class Bench {
     return BenchKey.writeFile(this.keysDir, `k${++this.#keyFileCounter}.keys`, keys);
   }
 
-  async rotate(dataset: Dataset, newKey: BenchKey, nodeFlags: string[] = []): Promise<CliRun> {
+  async rotate(dataset: Dataset, newKey: BenchKey, nodeFlags: string[] = this.options.rotateNodeFlags): Promise<CliRun> {
     const newPath = this.keyFile([newKey]);
     const oldPath = this.keyFile([dataset.key]);
     try {
@@ -347,7 +349,7 @@ class Bench {
    * (as an operator stages a Kubernetes key rotation). Key names are never reused: a revoked key id
    * cannot come back.
    */
-  async rotateApp(dataset: AppDataset, nodeFlags: string[] = []): Promise<CliRun> {
+  async rotateApp(dataset: AppDataset, nodeFlags: string[] = this.options.rotateNodeFlags): Promise<CliRun> {
     const { target } = dataset;
     const files: string[] = [];
     let args: string[];
@@ -526,7 +528,7 @@ class Bench {
     try {
       const started = performance.now();
       const runs = await Promise.all(Array.from({ length: count }, (_, index) =>
-        this.cliRun(["rotate", "--db", dataset.target.dbArg, "--new-key", `@${newPath}`, "--old-keys", `@${oldPath}`, "--yes", "--json", "--batch-size", String(this.options.batchSize), "--partition", `${index}/${count}`, ...this.options.rotateArgs])));
+        this.cliRun(["rotate", "--db", dataset.target.dbArg, "--new-key", `@${newPath}`, "--old-keys", `@${oldPath}`, "--yes", "--json", "--batch-size", String(this.options.batchSize), "--partition", `${index}/${count}`, ...this.options.rotateArgs], this.options.rotateNodeFlags)));
       measurement.ms[round] = performance.now() - started;
       let written = 0;
       let revoked = 0;
@@ -659,25 +661,24 @@ class Bench {
     return [measurement];
   }
 
-  /** Decrypt + encrypt of the same values in memory on one core: the cipher limit. */
+  /**
+   * Decrypt + encrypt of the same kind of values in memory on one core: the cipher limit, timed in
+   * a fresh process (bench/cipher-child.ts) so that this process's large heap does not slow it.
+   */
   async taskCipher(round: number): Promise<Measurement[]> {
     const measurement = this.measurement({
       id: "cipher",
       engine: "any",
       label: "limit: cipher alone (decrypt + encrypt)",
       kind: "limit",
-      rows: this.cipherValues.length,
-      note: "node:crypto AES-256-GCM + base64, pooled nonces, 1 core, no database",
+      rows: this.options.cipherSample,
+      note: "node:crypto AES-256-GCM + base64, pooled nonces, 1 core, no database, in a process of its own",
     });
-    let checksum = 0;
-    const pass = (values: string[]) => {
-      for (const value of values) checksum += this.cipherTo.seal(this.cipherFrom.open(value)).length;
-    };
-    pass(this.cipherValues.slice(0, 2_000)); // warm the JIT
-    const started = performance.now();
-    pass(this.cipherValues);
-    measurement.ms[round] = performance.now() - started;
-    if (checksum === 0) throw new Error("cipher limit did no work");
+    const child = fileURLToPath(new URL("./cipher-child.js", import.meta.url));
+    const { stdout } = await execFileAsync(process.execPath, [child, String(this.options.cipherSample), String(this.seed)]);
+    const result = JSON.parse(stdout) as { ms: number; values: number };
+    if (result.values !== this.options.cipherSample) throw new Error(`cipher limit opened ${result.values} values, expected ${this.options.cipherSample}`);
+    measurement.ms[round] = result.ms;
     this.report(measurement, round);
     return [measurement];
   }
@@ -763,7 +764,7 @@ class Bench {
       await dataset.target.settle();
       if (this.options.quietTimeoutMs > 0) await this.load.waitForQuiet(this.options.maxOtherLoad / 2, this.options.quietTimeoutMs);
       log(`profiling one ${dataset.engine} rotate under node --cpu-prof`);
-      const run = await this.rotate(dataset, freshKey(), ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+      const run = await this.rotate(dataset, freshKey(), [...this.options.rotateNodeFlags, "--cpu-prof", `--cpu-prof-dir=${dir}`]);
       const file = latestProfile(dir);
       if (file === undefined) throw new Error("node --cpu-prof wrote no profile");
       const kept = join(REPO_ROOT, "bench", "results", `rotate-${dataset.engine}-${dataset.target.rows}.cpuprofile`);
@@ -909,6 +910,7 @@ async function main(): Promise<number> {
       rounds: options.rounds,
       batchSize: options.batchSize,
       rotateArgs: options.rotateArgs,
+      rotateNodeFlags: options.rotateNodeFlags,
       peerSample: options.peerSample,
       cipherSample: options.cipherSample,
       rssProbeRows: options.rows > RSS_PROBE_ROWS ? RSS_PROBE_ROWS : undefined,
