@@ -92,7 +92,12 @@ function readStat(pid: number | "self"): ProcStat | undefined {
  * into the postmaster's children time, so the sum stays continuous).
  */
 export function ownCpuMs(postmasterPid: number | undefined, ownDatabases: readonly string[] = []): number {
-  let ticks = readStat("self")?.ticks ?? 0;
+  return (readStat("self")?.ticks ?? 0) * (1000 / CLOCK_TICKS_PER_SECOND) + serverCpuMs(postmasterPid, ownDatabases);
+}
+
+/** CPU of the local PostgreSQL alone: the postmaster with its reaped children and its live own processes. */
+export function serverCpuMs(postmasterPid: number | undefined, ownDatabases: readonly string[] = []): number {
+  let ticks = 0;
   if (postmasterPid !== undefined) {
     ticks += readStat(postmasterPid)?.ticks ?? 0;
     for (const entry of readdirSync("/proc")) {

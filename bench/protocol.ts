@@ -62,6 +62,8 @@ export class ProtocolWalker {
       if (batch.length === 0) break;
       const last = batch[batch.length - 1] as BatchRow;
       reading = batch.length < batchSize ? Promise.resolve([]) : this.#dialect.readBatch(this.#table, filter, last.rowKey, batchSize);
+      // If the write below fails, the read in flight is abandoned: its rejection must not crash the bench.
+      reading.catch(() => undefined);
       const writes: RowWrite[] = batch.map((row) => ({
         rowKey: row.rowKey,
         version: row.version,

@@ -27,7 +27,7 @@ import { machineFacts } from "./machine.js";
 import { parseOptions, RSS_PROBE_ROWS, USAGE, type BenchOptions } from "./options.js";
 import { latestProfile, summarizeProfile } from "./profile.js";
 import { ProtocolWalker, shiftLeft, shiftRight } from "./protocol.js";
-import { ownCpuMs } from "./procfs.js";
+import { serverCpuMs as postgresCpuMs } from "./procfs.js";
 import { renderText, ratioRows, writeDoc } from "./report.js";
 import { newMeasurement, type BenchResults, type Measurement } from "./results.js";
 import { formatCount, formatSeconds } from "./stats.js";
@@ -446,16 +446,13 @@ class Bench {
     const serverBefore = this.serverCpuMs();
     const run = await this.rotate(dataset, freshKey());
     this.recordRotate(measurement, round, run);
-    (measurement.serverCpuMs ??= [])[round] = dataset.engine === "postgres" ? this.serverCpuMs() - serverBefore - (run.cpuMs ?? 0) : undefined;
+    (measurement.serverCpuMs ??= [])[round] = dataset.engine === "postgres" ? this.serverCpuMs() - serverBefore : undefined;
     return [measurement];
   }
 
-  /**
-   * CPU of this process, its reaped children (the dbcrypt runs) and the local PostgreSQL server:
-   * a difference of two readings, less the client's own CPU, is what the server spent.
-   */
+  /** CPU of the local PostgreSQL (postmaster, backends, background processes), ms: a difference of two readings is what the server spent. */
   serverCpuMs(): number {
-    return ownCpuMs(this.load.postmasterPid, this.load.ownDatabases);
+    return postgresCpuMs(this.load.postmasterPid, this.load.ownDatabases);
   }
 
   /**
@@ -493,14 +490,15 @@ class Bench {
         if (pass.rows !== target.rows) throw new Error(`protocol limit on ${engine} rewrote ${pass.rows} rows in pass ${index + 1}, expected ${target.rows}`);
         ms += pass.ms;
         clientMs += passClientMs;
-        serverMs += this.serverCpuMs() - serverBefore - passClientMs;
+        serverMs += this.serverCpuMs() - serverBefore;
       }
       measurement.ms[round] = ms;
       measurement.cpuMs[round] = clientMs;
       (measurement.serverCpuMs ??= [])[round] = engine === "postgres" ? serverMs : undefined;
     } finally {
       await walker.close();
-      await target.deleteKeyRow(detour.id);
+      // After a failed pass rows may still reference the detour key: keep the first error.
+      await target.deleteKeyRow(detour.id).catch((error: unknown) => log(`protocol limit: could not remove the detour key row: ${(error as Error).message}`));
     }
     this.report(measurement, round);
     return [measurement];

@@ -14,6 +14,11 @@ export interface PacingOptions {
 
 export const NO_PACING: PacingOptions = { sleepMs: 0, maxValuesPerSecond: undefined, maxReplicaLagMs: undefined };
 
+/** Whether a run waits between batches (--sleep, --max-rows-per-second, --max-replica-lag). */
+export function isPaced(options: PacingOptions): boolean {
+  return options.sleepMs > 0 || options.maxValuesPerSecond !== undefined || options.maxReplicaLagMs !== undefined;
+}
+
 const LAG_CHECK_INTERVAL_MS = 1_000;
 
 export class Pacer {

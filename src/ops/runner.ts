@@ -4,7 +4,7 @@ import type { EncryptedTable } from "../schema/model.js";
 import { tableLabel } from "../schema/model.js";
 import { DbcryptError } from "../errors.js";
 import { backoffDelayMs, growBatch, shrinkBatch, type RetryPolicy } from "./batch-retry.js";
-import { Pacer, type PacingOptions } from "./pacing.js";
+import { isPaced, Pacer, type PacingOptions } from "./pacing.js";
 import { createPlanner, type BatchPlanner } from "./batch-planner.js";
 import type { RowTransformSpec } from "./row-transform.js";
 import { isPlaintextField, prepareToOpen, readCells } from "./cells.js";
@@ -169,9 +169,9 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
   // --batch-size, which the byte budget may keep far above what was actually tried.
   let lastLimit = batchSize;
   let readAhead: PendingRead | undefined;
+  const paced = isPaced(options.pacing);
   const startRead = (): PendingRead => {
     const limit = budget.rowsFor(batchSize);
-    lastLimit = limit;
     const rows = readCells(dialect, options.scheme, table, options.filter, readCursor, limit);
     // Marks a rejection handled if the batch before it fails first; awaiting it later still throws.
     rows.catch(() => undefined);
@@ -209,14 +209,16 @@ async function walkTable(run: RunState, table: EncryptedTable): Promise<boolean>
         const read = readAhead ?? startRead();
         readAhead = undefined;
         const { limit, cursorBefore } = read;
+        lastLimit = limit;
         const rows = await read.rows;
         budget.observe(rows);
         if (rows.length < limit) readAll = true;
         if (rows.length === 0) break;
         readCursor = lastRowKey(rows);
         // The next batch is read while this one is prepared and planned, so the database's time
-        // to answer overlaps the crypto instead of following it.
-        if (!readAll) readAhead = startRead();
+        // to answer overlaps the crypto instead of following it. Not when pacing: a batch read
+        // ahead would wait out the pauses and meet more rows changed underneath.
+        if (!readAll && !paced) readAhead = startRead();
         if (options.action.kind === "rewrite") await prepareToOpen(options.scheme, table, rows);
         const planned = planBatch(run, table, rows, limit, cursorBefore, options.action);
         // Marks a rejection handled if an earlier step fails first; awaiting it later still throws.

@@ -249,6 +249,28 @@ describe.each(ENGINE_KINDS)("rotate while the application keeps writing, on %s",
     return new Map(rows.map((row) => [Number(row.id), { value: row.token, keyId: row.token_key_id }]));
   }
 
+  it("reads the next batch ahead while one is planned, but not when the run is paced", async () => {
+    const readsBeforeFirstWrite = async (pacing: RotateRequest["pacing"]): Promise<number> => {
+      let reads = 0;
+      let atFirstWrite: number | undefined;
+      const counting = new Proxy(fixture.dialect, {
+        get(target, property, receiver) {
+          if (property === "readBatch") return (...args: Parameters<Dialect["readBatch"]>) => { reads++; return target.readBatch(...args); };
+          if (property === "writeBatch") return (...args: Parameters<Dialect["writeBatch"]>) => { atFirstWrite ??= reads; return target.writeBatch(...args); };
+          const value = Reflect.get(target, property, receiver) as unknown;
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const result = await rotate(session(counting), { ...request(), pacing });
+      expect(result.status).toBe("done");
+      return atFirstWrite ?? 0;
+    };
+    expect(await readsBeforeFirstWrite(NO_PACING)).toBe(2);
+    // Plaintext again, so the paced run has every row to do (keyA is revoked by now).
+    await fixture.db.query("UPDATE tokens SET token = 'plain ' || id, token_key_id = NULL");
+    expect(await readsBeforeFirstWrite({ ...NO_PACING, sleepMs: 1 })).toBe(1);
+  });
+
   it("re-reads a row changed between read and write in a later pass, and encrypts the application's value", async () => {
     const hooked = withHooks({
       beforeWrite: async (call) => {

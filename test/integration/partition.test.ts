@@ -62,7 +62,9 @@ describe.each(ENGINE_KINDS)("partitions at the dialect on %s", (kind) => {
     const all = (await walk(dialect, table)).sort();
     expect(all).toHaveLength(ROWS);
     for (const count of [1, 2, 3, 7]) {
-      const parts = await Promise.all(Array.from({ length: count }, (_, index) => walk(dialect, table, { index, count })));
+      // One part after another: a dialect's read session takes one statement at a time.
+      const parts: Awaited<ReturnType<typeof walk>>[] = [];
+      for (let index = 0; index < count; index++) parts.push(await walk(dialect, table, { index, count }));
       const seen = parts.flat();
       expect(new Set(seen).size, `N = ${count}: no row in two parts`).toBe(seen.length);
       expect(seen.sort(), `N = ${count}: every row in a part`).toEqual(all);
